@@ -1,0 +1,221 @@
+"""The Mamba (v1) mixer, state-dict compatible with `mamba_ssm.modules.mamba_simple.Mamba`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from espnet_samba.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
+
+
+@dataclass
+class MambaState:
+    """Recurrent state of one mixer for a batch of sequences.
+
+    Attributes:
+        conv_state: the last `d_conv` inputs of the convolution, oldest first (B, d_inner, d_conv).
+        ssm_state: the selective-scan state (B, d_inner, d_state), float32.
+    """
+
+    conv_state: torch.Tensor
+    ssm_state: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> "MambaState":
+        """The states of the sequences `index` (K,), as a new batch of K."""
+        return MambaState(self.conv_state.index_select(0, index), self.ssm_state.index_select(0, index))
+
+    @staticmethod
+    def concat(states: "list[MambaState]") -> "MambaState":
+        """Stack per-sequence batches into one batch, in order."""
+        return MambaState(
+            torch.cat([s.conv_state for s in states]), torch.cat([s.ssm_state for s in states])
+        )
+
+
+class MambaMixer(nn.Module):
+    """Selective state-space mixer (Gu & Dao, 2023), the token mixer of a Mamba block.
+
+    Parameter names, shapes, defaults and initialisation are those of `mamba_ssm.modules.mamba_simple.Mamba`, so a
+    state_dict moves both ways and a model trained with the CUDA kernels decodes on CPU.
+
+    Args:
+        d_model: input and output size D.
+        d_state: SSM state size N per channel.
+        d_conv: width of the causal depthwise convolution.
+        expand: d_inner = expand * d_model.
+        dt_rank: rank of the Δ projection; "auto" = ceil(d_model / 16).
+        dt_min, dt_max: range of the initial step sizes (log-uniform).
+        dt_init: "random" or "constant" initialisation of dt_proj.weight.
+        dt_scale: scale of that initialisation.
+        dt_init_floor: lower bound of the initial step sizes.
+        conv_bias: bias in the convolution.
+        bias: bias in the input and output projections.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: Union[int, str] = "auto",
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init: str = "random",
+        dt_scale: float = 1.0,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+        device: Optional[torch.device] = None,
+        dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        super().__init__()
+        if dt_init not in ("random", "constant"):
+            raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+        factory = {"device": device, "dtype": dtype}
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.expand = expand
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias, **factory)
+        self.conv1d = nn.Conv1d(
+            self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner, padding=d_conv - 1,
+            bias=conv_bias, **factory,
+        )
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
+        self.A_log = nn.Parameter(
+            torch.log(torch.arange(1, d_state + 1, dtype=torch.float32, device=device)).repeat(self.d_inner, 1)
+        )
+        self.D = nn.Parameter(torch.ones(self.d_inner, device=device))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
+        self._init_dt_projection(dt_init, dt_scale, dt_min, dt_max, dt_init_floor)
+        # Excluded from weight decay, as in mamba-ssm (optimisers that honour the flag read it).
+        self.A_log._no_weight_decay = True
+        self.D._no_weight_decay = True
+
+    def _init_dt_projection(
+        self, dt_init: str, dt_scale: float, dt_min: float, dt_max: float, dt_init_floor: float
+    ) -> None:
+        std = self.dt_rank**-0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, std)
+        else:
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+        log_dt = torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        dt = torch.exp(log_dt).clamp(min=dt_init_floor)
+        inverse_softplus_dt = dt + torch.log(-torch.expm1(-dt))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(inverse_softplus_dt)
+        # ESPnet's and mamba-ssm's re-initialisers skip biases flagged like this.
+        self.dt_proj.bias._no_reinit = True
+
+    def allocate_inference_cache(
+        self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None
+    ) -> MambaState:
+        """A zero state for `batch_size` sequences (the state before any input)."""
+        device = device or self.in_proj.weight.device
+        dtype = dtype or self.conv1d.weight.dtype
+        return MambaState(
+            conv_state=torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=dtype),
+            ssm_state=torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=torch.float32),
+        )
+
+    def _split_projection(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (..., d_inner) -> dt (..., d_inner) before bias, B (..., N), C (..., N)."""
+        dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.linear(dt, self.dt_proj.weight), B, C
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        lengths: Optional[torch.Tensor] = None,
+        return_final_state: bool = False,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, MambaState]]:
+        """Mix a batch of sequences causally.
+
+        Args:
+            hidden_states: (B, L, D), each sequence left-aligned (padding at the end).
+            lengths: valid lengths (B,); only used for the final state: the state returned for sequence b is the
+                one after its last valid frame `lengths[b] - 1`, as if the padding were not there. Outputs at valid
+                positions never depend on padding, since the mixer is causal.
+            return_final_state: also return the state after the sequence, for decoding or streaming from there.
+
+        Returns:
+            (B, L, D), and the final `MambaState` when asked.
+        """
+        batch, length, _ = hidden_states.shape
+        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
+        conv_input = x
+        x = causal_conv1d(x, self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu")
+        dt, B, C = self._split_projection(x.transpose(1, 2))
+        A = -torch.exp(self.A_log.float())
+        dt = dt.transpose(1, 2)
+        delta_bias = self.dt_proj.bias.float()
+        softplus_in_scan = True
+        if return_final_state and lengths is not None:
+            # Δ = 0 past a sequence's end freezes its state there: exp(0·A) = 1 and the input term vanishes.
+            valid = torch.arange(length, device=x.device)[None, :] < lengths.to(x.device)[:, None]
+            dt = F.softplus(dt.float() + delta_bias[:, None]) * valid[:, None, :]
+            delta_bias, softplus_in_scan = None, False
+        scanned = selective_scan(
+            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z,
+            delta_bias=delta_bias, delta_softplus=softplus_in_scan, return_last_state=return_final_state,
+        )
+        if not return_final_state:
+            return self.out_proj(scanned.transpose(1, 2))
+        y, ssm_state = scanned
+        conv_state = self._last_conv_inputs(conv_input, lengths)
+        return self.out_proj(y.transpose(1, 2)), MambaState(conv_state, ssm_state.float())
+
+    def _last_conv_inputs(self, conv_input: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+        """The `d_conv` inputs ending at each sequence's last valid frame, zero-filled before t = 0.
+
+        Args:
+            conv_input: (B, d_inner, L). lengths: (B,) or None (all of length L).
+
+        Returns:
+            (B, d_inner, d_conv).
+        """
+        batch, _, length = conv_input.shape
+        padded = F.pad(conv_input, (self.d_conv, 0))
+        ends = (
+            torch.full((batch,), length, device=conv_input.device)
+            if lengths is None else lengths.to(conv_input.device)
+        )
+        positions = ends[:, None] + torch.arange(self.d_conv, device=conv_input.device)[None, :]  # (B, d_conv)
+        return padded.gather(2, positions[:, None, :].expand(-1, self.d_inner, -1))
+
+    def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:
+        """Advance every sequence by one frame, updating `state` in place.
+
+        Args:
+            hidden_states: the new frame (B, 1, D) or (B, D).
+            state: the states after the previous frames, as from `allocate_inference_cache` or `forward`.
+
+        Returns:
+            The mixer output for that frame, shaped like `hidden_states`.
+        """
+        squeeze = hidden_states.dim() == 2
+        frame = hidden_states if squeeze else hidden_states[:, 0]
+        x, z = self.in_proj(frame).chunk(2, dim=-1)  # (B, d_inner) each
+        x = causal_conv1d_update(
+            x, state.conv_state, self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu"
+        )
+        dt, B, C = self._split_projection(x)
+        A = -torch.exp(self.A_log.float())
+        y = selective_state_update(
+            state.ssm_state, x, dt, A, B, C, self.D.float(), z=z,
+            dt_bias=self.dt_proj.bias.float(), dt_softplus=True,
+        )
+        out = self.out_proj(y)
+        return out if squeeze else out[:, None]

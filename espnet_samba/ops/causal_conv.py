@@ -1,0 +1,69 @@
+"""The causal depthwise convolution of the Mamba mixer: full-sequence and single-step forms.
+
+On CUDA with causal-conv1d built, its fused kernels run; elsewhere PyTorch's grouped `conv1d` does (a single
+depthwise convolution is already one vectorised op, so no hand-written CPU kernel is needed).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
+from espnet_samba.ops.reference import causal_conv1d_update_reference
+
+_ACTIVATIONS = (None, "silu")
+
+
+def _check_activation(activation: Optional[str]) -> None:
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+
+
+def causal_conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    activation: Optional[str] = None,
+) -> torch.Tensor:
+    """Depthwise causal convolution over time.
+
+    Args:
+        x: (B, D, L).
+        weight: (D, W).
+        bias: (D,).
+        activation: None or "silu".
+
+    Returns:
+        (B, D, L), output t depending on inputs t-W+1..t only.
+    """
+    _check_activation(activation)
+    if use_cuda_kernels(x):
+        return load_cuda_kernels().causal_conv1d_fn(x, weight, bias, activation=activation)
+    width = weight.shape[1]
+    out = F.conv1d(F.pad(x, (width - 1, 0)), weight[:, None, :], bias, groups=x.shape[1])
+    return F.silu(out) if activation == "silu" else out
+
+
+def causal_conv1d_update(
+    x: torch.Tensor,
+    conv_state: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    activation: Optional[str] = None,
+) -> torch.Tensor:
+    """One decoding step of `causal_conv1d`; shifts `x` into `conv_state` in place.
+
+    Args:
+        x: the new frame (B, D).
+        conv_state: the last W inputs, oldest first (B, D, W).
+        weight: (D, W). bias: (D,). activation: None or "silu".
+
+    Returns:
+        (B, D).
+    """
+    _check_activation(activation)
+    if use_cuda_kernels(x):
+        return load_cuda_kernels().causal_conv1d_update(x, conv_state, weight, bias, activation)
+    return causal_conv1d_update_reference(x, conv_state, weight, bias, activation)

@@ -1,0 +1,150 @@
+"""Readable reference implementations of every op: the definition that the fast paths are tested against.
+
+They follow the equations of the Mamba paper one time step at a time and compute in float32 whatever the input
+dtype. They are slow by design (a Python loop over time): never use them outside tests.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+
+def selective_scan_reference(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    delta_bias: Optional[torch.Tensor] = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """Selective scan `h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t`, `y_t = C_t·h_t + D u_t`, `y *= silu(z)`.
+
+    Args:
+        u: input (B, D, L).
+        delta: step sizes Δ before bias/softplus (B, D, L).
+        A: state matrix, diagonal per channel (D, N).
+        B: input-dependent input matrix (B, N, L).
+        C: input-dependent output matrix (B, N, L).
+        D: skip connection (D,).
+        z: gate (B, D, L).
+        delta_bias: added to Δ before the softplus (D,).
+        delta_softplus: apply softplus to Δ.
+        return_last_state: also return h_L (B, D, N), in float32.
+
+    Returns:
+        y (B, D, L) in the dtype of `u`, and h_L when asked.
+    """
+    input_dtype = u.dtype
+    u, delta, B, C = u.float(), delta.float(), B.float(), C.float()
+    A = A.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    batch, dim, length = u.shape
+    state = u.new_zeros(batch, dim, A.shape[1])
+    outputs = []
+    for t in range(length):
+        decay = torch.exp(delta[:, :, t, None] * A)
+        state = decay * state + (delta[:, :, t] * u[:, :, t])[:, :, None] * B[:, None, :, t]
+        outputs.append(torch.einsum("bdn,bn->bd", state, C[:, :, t]))
+    y = torch.stack(outputs, dim=-1) if outputs else u.new_zeros(batch, dim, 0)
+    if D is not None:
+        y = y + u * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    y = y.to(input_dtype)
+    return (y, state) if return_last_state else y
+
+
+def selective_state_update_reference(
+    state: torch.Tensor,
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    z: Optional[torch.Tensor] = None,
+    dt_bias: Optional[torch.Tensor] = None,
+    dt_softplus: bool = False,
+) -> torch.Tensor:
+    """One step of the selective scan; updates `state` in place.
+
+    Args:
+        state: SSM state h_{t-1} (B, D, N), overwritten with h_t.
+        x: input u_t (B, D).
+        dt: step size Δ_t before bias/softplus (B, D).
+        A: (D, N). B, C: (B, N). D: (D,). z: gate (B, D). dt_bias: (D,).
+
+    Returns:
+        y_t (B, D) in the dtype of `x`.
+    """
+    dt = dt.float()
+    if dt_bias is not None:
+        dt = dt + dt_bias.float()
+    if dt_softplus:
+        dt = F.softplus(dt)
+    decay = torch.exp(dt[:, :, None] * A.float())
+    new_state = decay * state.float() + (dt * x.float())[:, :, None] * B.float()[:, None, :]
+    state.copy_(new_state)
+    y = torch.einsum("bdn,bn->bd", new_state, C.float())
+    if D is not None:
+        y = y + x.float() * D.float()
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(x.dtype)
+
+
+def causal_conv1d_reference(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    activation: Optional[str] = None,
+) -> torch.Tensor:
+    """Depthwise causal convolution: `out_t = sum_k weight[:, k] * x_{t - W + 1 + k} + bias`.
+
+    Args:
+        x: (B, D, L). weight: (D, W). bias: (D,). activation: None or "silu".
+
+    Returns:
+        (B, D, L) in the dtype of `x`.
+    """
+    width = weight.shape[1]
+    out = F.conv1d(F.pad(x.float(), (width - 1, 0)), weight.float()[:, None, :],
+                   None if bias is None else bias.float(), groups=x.shape[1])
+    if activation == "silu":
+        out = F.silu(out)
+    return out.to(x.dtype)
+
+
+def causal_conv1d_update_reference(
+    x: torch.Tensor,
+    conv_state: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    activation: Optional[str] = None,
+) -> torch.Tensor:
+    """One step of the causal convolution; shifts `x` into `conv_state` in place.
+
+    Args:
+        x: the new frame (B, D).
+        conv_state: the last W inputs, oldest first (B, D, W); updated in place.
+        weight: (D, W). bias: (D,). activation: None or "silu".
+
+    Returns:
+        (B, D) in the dtype of `x`.
+    """
+    conv_state.copy_(torch.cat([conv_state[:, :, 1:], x[:, :, None].to(conv_state.dtype)], dim=-1))
+    out = (conv_state.float() * weight.float()).sum(dim=-1)
+    if bias is not None:
+        out = out + bias.float()
+    if activation == "silu":
+        out = F.silu(out)
+    return out.to(x.dtype)

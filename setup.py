@@ -1,0 +1,28 @@
+"""espnet-samba: Samba-ASR (Mamba encoder + Mamba cross-connected decoder) as an ESPnet plugin."""
+from setuptools import find_packages, setup
+
+setup(
+    name="espnet-samba",
+    version="0.1.0",
+    description="Samba-ASR: Mamba state-space encoder and decoder for ESPnet's ASR task",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["espnet_samba", "espnet_samba.*"]),
+    install_requires=[
+        "espnet==202511",
+        "torch==2.11.0",
+        "torchaudio==2.11.0",
+        "kaldiio>=2.18",
+        "sentencepiece>=0.1.99",
+        "humanfriendly>=10.0",
+        "pyyaml>=6.0",
+    ],
+    extras_require={
+        # CUDA kernels: source-only packages that need torch at build time, so they are built by
+        # tools/install.sh (`pip install --no-build-isolation`), not resolved from here.
+        "cuda": ["mamba-ssm==2.3.2.post1", "causal-conv1d==1.7.0"],
+        "test": ["pytest>=8", "matplotlib>=3.7"],
+        "bench": ["mambapy==1.2.0", "matplotlib>=3.7"],
+    },
+)
