@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Kaldi-compatible entry point; the implementation and its documentation: pyscripts/utils/combine_data.py (--help).
+exec python3 "$(dirname "$(readlink -f "$0")")/../pyscripts/utils/combine_data.py" "$@"

@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Kaldi-compatible entry point; the implementation and its documentation: pyscripts/utils/fix_data_dir.py (--help).
+exec python3 "$(dirname "$(readlink -f "$0")")/../pyscripts/utils/fix_data_dir.py" "$@"
