@@ -1,0 +1,1 @@
+../../../librispeech/asr1/local/download_missing_parts.sh

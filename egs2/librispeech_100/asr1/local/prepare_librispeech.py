@@ -1,0 +1,1 @@
+../../../librispeech/asr1/local/prepare_librispeech.py
