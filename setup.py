@@ -1,5 +1,28 @@
 """espnet-samba: Samba-ASR (Mamba encoder + Mamba cross-connected decoder) as an ESPnet plugin."""
+import os
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+AUTOREGISTER_PTH = "espnet_samba_autoregister.pth"
+
+
+class BuildPyWithAutoregister(build_py):
+    """Also place the start-up hook `espnet_samba_autoregister.pth` at the root of site-packages.
+
+    A regular wheel takes build_lib's root into site-packages; an editable wheel (`pip install -e`) takes the
+    root of the unpacked wheel, which setuptools names as the install command's `install_lib`. See
+    espnet_samba/registration.py for why the hook exists.
+    """
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            target_dir = self.get_finalized_command("install").install_lib
+        else:
+            target_dir = self.build_lib
+        self.copy_file(AUTOREGISTER_PTH, os.path.join(target_dir, AUTOREGISTER_PTH))
+
 
 setup(
     name="espnet-samba",
@@ -8,6 +31,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
+    cmdclass={"build_py": BuildPyWithAutoregister},
     packages=find_packages(include=["espnet_samba", "espnet_samba.*"]),
     install_requires=[
         "espnet==202511",

@@ -44,20 +44,25 @@ step() {
     log "${name}: done in $((SECONDS - start)) s"
 }
 
+# pip, without the per-package noise of this machine's unused local index mirrors.
+pip_install() {
+    "${venv}/bin/python" -m pip install "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+
 hash_of() { cat "$@" | sha1sum | cut -c1-16; }
 
 make_venv() {
     "${python_bin}" -m venv "${venv}"
     # pip 25+ rejects ESPnet's dependency tree (ci_sdr declares a direct-URL dependency in an extra).
-    "${venv}/bin/python" -m pip install -q --upgrade "pip<25" wheel "setuptools<81"
+    pip_install -q --upgrade "pip<25" wheel "setuptools<81"
 }
 
 install_torch() {
-    "${venv}/bin/python" -m pip install -q "torch==${TORCH_VERSION}" "torchaudio==${TORCH_VERSION}"
+    pip_install -q "torch==${TORCH_VERSION}" "torchaudio==${TORCH_VERSION}"
 }
 
 install_package() {
-    "${venv}/bin/python" -m pip install -q -e "${root}[test,bench]"
+    pip_install -q -e "${root}[test,bench]"
 }
 
 gpu_present() {
@@ -69,7 +74,7 @@ local_cuda_arch() {
 }
 
 install_kernels() {
-    local pip=("${venv}/bin/python" -m pip install --no-build-isolation --no-cache-dir)
+    local pip=(pip_install --no-build-isolation --no-cache-dir)
     if [[ $1 == cuda ]]; then
         local arch=${TORCH_CUDA_ARCH_LIST:-$(local_cuda_arch)}
         log "compiling CUDA kernels for sm ${arch} with $(nvcc --version | tail -1) (this takes minutes)"
@@ -86,7 +91,8 @@ install_kernels() {
 
 install_system_tools() {
     local missing=()
-    command -v sclite >/dev/null 2>&1 || missing+=(sctk)
+    # Debian's sctk keeps sclite in /usr/lib/sctk/bin (recipes' path.sh adds it to PATH).
+    command -v sclite >/dev/null 2>&1 || [[ -x /usr/lib/sctk/bin/sclite ]] || missing+=(sctk)
     command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
     command -v sox >/dev/null 2>&1 || missing+=(sox)
     ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng and sox found"; return 0; }
@@ -104,7 +110,7 @@ main() {
     log "root ${root}"
     step venv "$("${python_bin}" --version 2>&1) pip<25" make_venv
     step torch "${TORCH_VERSION}" install_torch
-    step package "$(hash_of "${root}/setup.py")" install_package
+    step package "$(hash_of "${root}/setup.py" "${root}/espnet_samba_autoregister.pth")" install_package
 
     local kernel_mode
     case "${kernels}" in
