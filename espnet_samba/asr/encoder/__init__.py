@@ -1,0 +1,1 @@
+"""ASR encoders: `MambaEncoder` (`encoder: mamba`) and `SpeechMambaEncoder` (`encoder: speech_mamba`)."""

@@ -1,0 +1,123 @@
+"""The encoders' front ends: ESPnet's own subsampling layers, selected by ESPnet's `input_layer` names.
+
+ESPnet's subsampling modules end in a positional-encoding slot. Mamba needs no positional encoding (its causal
+convolution and recurrence see the order of the frames), so the slot holds a `Dropout(dropout_rate)`: the same
+regularisation the Conformer applies after its positional encoding, without adding positions.
+
+Output lengths are computed from each utterance's own length, not taken from the mask ESPnet's subsampling
+returns. That mask is sliced from the padded batch's mask, so in a batch it also marks as valid the last one or
+two output frames whose receptive field reaches into the padding (e.g. conv2d: 30 input frames give 6 output
+frames alone but 8 "valid" ones beside a 40-frame utterance). A bidirectional or attention layer would read those
+frames, and an utterance's output would depend on its batch. Here an output frame is valid exactly when all the
+input frames it sees are valid, which is also the number of frames ESPnet gives the utterance alone.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, NamedTuple, Optional, Tuple, Type
+
+import torch
+import torch.nn as nn
+
+from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
+from espnet.nets.pytorch_backend.transformer.subsampling import (
+    Conv2dSubsampling,
+    Conv2dSubsampling1,
+    Conv2dSubsampling2,
+    Conv2dSubsampling6,
+    Conv2dSubsampling8,
+    TooShortUttError,
+    check_short_utt,
+)
+
+
+class Subsampling(NamedTuple):
+    """An ESPnet subsampling class and its output length for an input of `lengths` frames (its valid convolutions)."""
+
+    module_class: Type[nn.Module]
+    output_length: Callable[[torch.Tensor], torch.Tensor]
+
+
+CONV_SUBSAMPLING: Dict[str, Subsampling] = {
+    "conv2d": Subsampling(Conv2dSubsampling, lambda n: ((n - 1) // 2 - 1) // 2),  # T / 4
+    "conv2d1": Subsampling(Conv2dSubsampling1, lambda n: n - 4),  # no subsampling
+    "conv2d2": Subsampling(Conv2dSubsampling2, lambda n: (n - 1) // 2 - 2),  # T / 2
+    "conv2d6": Subsampling(Conv2dSubsampling6, lambda n: ((n - 1) // 2 - 2) // 3),  # T / 6
+    "conv2d8": Subsampling(Conv2dSubsampling8, lambda n: (((n - 1) // 2 - 1) // 2 - 1) // 2),  # T / 8
+}
+INPUT_LAYERS = (*CONV_SUBSAMPLING, "linear", "embed", None)
+
+
+def build_input_layer(
+    input_layer: Optional[str],
+    input_size: int,
+    output_size: int,
+    dropout_rate: float,
+    padding_idx: int = -1,
+) -> nn.Module:
+    """The front end called `input_layer`, mapping inputs of `input_size` to frames of `output_size`.
+
+    Args:
+        input_layer: one of `INPUT_LAYERS`: a convolutional subsampling, "linear" (Linear + LayerNorm), "embed"
+            (token ids through an Embedding; `input_size` is then the vocabulary size), or None (inputs already
+            of `output_size`).
+        input_size: feature size F of the inputs (B, T, F), or the vocabulary size for "embed".
+        output_size: feature size D of the frames it returns.
+        dropout_rate: dropout on its output.
+        padding_idx: padding id of the Embedding for "embed".
+    """
+    if input_layer in CONV_SUBSAMPLING:
+        module_class = CONV_SUBSAMPLING[input_layer].module_class
+        return module_class(input_size, output_size, dropout_rate, nn.Dropout(dropout_rate))
+    if input_layer == "linear":
+        return nn.Sequential(
+            nn.Linear(input_size, output_size), nn.LayerNorm(output_size), nn.Dropout(dropout_rate)
+        )
+    if input_layer == "embed":
+        return nn.Sequential(nn.Embedding(input_size, output_size, padding_idx=padding_idx), nn.Dropout(dropout_rate))
+    if input_layer is None:
+        if input_size != output_size:
+            raise ValueError(
+                f"input_layer: null passes the inputs through unchanged, so input_size ({input_size}) must equal "
+                f"output_size ({output_size}); choose a projecting input_layer such as 'linear' or 'conv2d'"
+            )
+        return nn.Dropout(dropout_rate)
+    raise ValueError(f"unknown input_layer {input_layer!r}; choose one of {list(INPUT_LAYERS)}")
+
+
+def _subsampling_of(embed: nn.Module) -> Optional[Subsampling]:
+    for subsampling in CONV_SUBSAMPLING.values():
+        if type(embed) is subsampling.module_class:
+            return subsampling
+    return None
+
+
+def apply_input_layer(
+    embed: nn.Module, xs_pad: torch.Tensor, ilens: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Run a front end built by `build_input_layer` on a padded batch.
+
+    Args:
+        embed: the front end.
+        xs_pad: (B, T, F) features, or (B, T) token ids for "embed".
+        ilens: valid lengths (B,).
+
+    Returns:
+        frames (B, T', D) and their valid lengths (B,): the frames that see no padding.
+
+    Raises:
+        TooShortUttError: the batch is shorter than the subsampling's receptive field (ESPnet's trainer and
+            `Speech2Text` know this error).
+    """
+    subsampling = _subsampling_of(embed)
+    if subsampling is None:
+        return embed(xs_pad), ilens
+    too_short, limit = check_short_utt(embed, xs_pad.size(1))
+    if too_short:
+        raise TooShortUttError(
+            f"has {xs_pad.size(1)} frames and is too short for subsampling (it needs at least {limit} frames)",
+            xs_pad.size(1),
+            limit,
+        )
+    masks = ~make_pad_mask(ilens, maxlen=xs_pad.size(1))[:, None, :].to(xs_pad.device)
+    xs, _ = embed(xs_pad, masks)
+    return xs, subsampling.output_length(ilens).clamp(min=0)

@@ -1,0 +1,94 @@
+"""What the Mamba and Speech-Mamba encoders share: front end, a stack of layers, final LayerNorm, inter-CTC."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
+from espnet2.asr.ctc import CTC
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet_samba.asr.encoder.input_layers import apply_input_layer
+
+EncoderOutput = Union[torch.Tensor, Tuple[torch.Tensor, List[Tuple[int, torch.Tensor]]]]
+
+
+class LayerStackEncoder(AbsEncoder):
+    """`after_norm(layer_N(... layer_1(embed(x))))` with ESPnet's intermediate-CTC contract.
+
+    Every layer is called as `layer(x (B, T', D), lengths (B,)) -> (B, T', D)`. Intermediate CTC follows
+    `ConformerEncoder`: after each layer in `interctc_layer_idx` (1-based) the normalised output is returned beside
+    the final one, and with `interctc_use_conditioning` its CTC posteriors, projected by `conditioning_layer`
+    (set by `ESPnetASRModel`), are added to the input of the next layer.
+
+    Args:
+        embed: the front end, from `build_input_layer`.
+        encoders: the layers, bottom first.
+        output_size: feature size D of the layers.
+        interctc_layer_idx: layers after which to emit intermediate outputs, each in [1, len(encoders) - 1].
+        interctc_use_conditioning: feed the intermediate CTC posteriors back (needs `ctc=` in `forward`).
+    """
+
+    def __init__(
+        self,
+        embed: nn.Module,
+        encoders: nn.ModuleList,
+        output_size: int,
+        interctc_layer_idx: List[int],
+        interctc_use_conditioning: bool,
+    ) -> None:
+        super().__init__()
+        num_blocks = len(encoders)
+        invalid = [idx for idx in interctc_layer_idx if not 0 < idx < num_blocks]
+        if invalid:
+            raise ValueError(
+                f"interctc_layer_idx {invalid} out of range: with num_blocks={num_blocks} each index must lie in "
+                f"[1, {num_blocks - 1}] (1-based; the last layer's output is the encoder output itself)"
+            )
+        self._output_size = output_size
+        self.embed = embed
+        self.encoders = encoders
+        self.after_norm = LayerNorm(output_size)
+        self.interctc_layer_idx = interctc_layer_idx
+        self.interctc_use_conditioning = interctc_use_conditioning
+        self.conditioning_layer: Optional[nn.Module] = None
+
+    def output_size(self) -> int:
+        return self._output_size
+
+    def forward(
+        self,
+        xs_pad: torch.Tensor,
+        ilens: torch.Tensor,
+        prev_states: Optional[torch.Tensor] = None,
+        ctc: Optional[CTC] = None,
+    ) -> Tuple[EncoderOutput, torch.Tensor, None]:
+        """Encode a padded batch.
+
+        Args:
+            xs_pad: (B, T, F) features (or (B, T) token ids with input_layer "embed"), padding at the end.
+            ilens: valid lengths (B,).
+            prev_states: unused (ESPnet's interface).
+            ctc: the model's CTC module; required when `interctc_use_conditioning` is on.
+
+        Returns:
+            (B, T', D) outputs, or `(outputs, [(layer_idx, (B, T', D)), ...])` when `interctc_layer_idx` is set;
+            output lengths (B,) (the frames that see no padding, see `input_layers`); None.
+        """
+        if self.interctc_use_conditioning and self.interctc_layer_idx and ctc is None:
+            raise ValueError("interctc_use_conditioning needs the model's CTC module: call forward(..., ctc=ctc)")
+        xs, olens = apply_input_layer(self.embed, xs_pad, ilens)
+
+        intermediate_outs = []
+        for layer_idx, layer in enumerate(self.encoders, start=1):
+            xs = layer(xs, olens)
+            if layer_idx in self.interctc_layer_idx:
+                intermediate = self.after_norm(xs)
+                intermediate_outs.append((layer_idx, intermediate))
+                if self.interctc_use_conditioning:
+                    xs = xs + self.conditioning_layer(ctc.softmax(intermediate))
+        xs = self.after_norm(xs)
+        if intermediate_outs:
+            return (xs, intermediate_outs), olens, None
+        return xs, olens, None

@@ -1,0 +1,72 @@
+"""One layer of the Mamba encoder: a (bi)directional Mamba block, optionally with Conformer-style feed-forwards."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from espnet_samba.modules.bidirectional import BidirectionalMambaBlock
+from espnet_samba.modules.feed_forward import FeedForwardBlock
+from espnet_samba.modules.mamba_block import MambaBlock
+
+FFN_TYPES = ("none", "linear", "macaron")
+
+
+class MambaEncoderLayer(nn.Module):
+    """A pre-norm residual Mamba block with an optional position-wise feed-forward.
+
+    `ffn_type` arranges the layer:
+      - "none": the Mamba block alone (the Samba-ASR encoder block).
+      - "linear": Mamba block, then a feed-forward block (the Transformer layout, attention replaced by Mamba).
+      - "macaron": half-step feed-forward, Mamba block, half-step feed-forward (the Conformer/ConMamba layout).
+
+    Args:
+        d_model: feature size D.
+        d_state, d_conv, expand: the mixer's sizes (see `MambaMixer`).
+        dropout_rate: dropout on each residual branch.
+        norm_type: "layer_norm" or "rms_norm" for every pre-norm.
+        bidirectional: a forward and a backward mixer (`BidirectionalMambaBlock`) instead of one causal mixer.
+        ffn_type: "none", "linear" or "macaron".
+        linear_units: hidden size of the feed-forward blocks; required unless ffn_type is "none".
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dropout_rate: float = 0.0,
+        norm_type: str = "layer_norm",
+        bidirectional: bool = False,
+        ffn_type: str = "none",
+        linear_units: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        if ffn_type not in FFN_TYPES:
+            raise ValueError(f"ffn_type must be one of {list(FFN_TYPES)}, got {ffn_type!r}")
+        if ffn_type != "none" and linear_units is None:
+            raise ValueError(f"ffn_type {ffn_type!r} needs linear_units, the feed-forward hidden size")
+        block_class = BidirectionalMambaBlock if bidirectional else MambaBlock
+        self.mamba = block_class(
+            d_model, d_state=d_state, d_conv=d_conv, expand=expand, dropout_rate=dropout_rate, norm_type=norm_type
+        )
+        self.bidirectional = bidirectional
+        half_step = ffn_type == "macaron"
+        self.feed_forward_before = (
+            FeedForwardBlock(d_model, linear_units, dropout_rate, norm_type, scale=0.5) if half_step else None
+        )
+        self.feed_forward = (
+            FeedForwardBlock(d_model, linear_units, dropout_rate, norm_type, scale=0.5 if half_step else 1.0)
+            if ffn_type != "none" else None
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D), valid lengths (B,) -> (B, L, D); valid frames never depend on padding."""
+        if self.feed_forward_before is not None:
+            x = self.feed_forward_before(x)
+        x = self.mamba(x, lengths) if self.bidirectional else self.mamba(x)
+        if self.feed_forward is not None:
+            x = self.feed_forward(x)
+        return x
