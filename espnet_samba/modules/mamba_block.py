@@ -6,8 +6,18 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
+from espnet_samba.modules.mamba2_mixer import Mamba2Mixer
 from espnet_samba.modules.mamba_mixer import MambaMixer, MambaState
 from espnet_samba.modules.normalization import build_norm
+
+MIXERS = {"mamba": MambaMixer, "mamba2": Mamba2Mixer}
+
+
+def build_mixer(mixer_type: str, d_model: int, d_state: int, d_conv: int, expand: int) -> nn.Module:
+    """The token mixer called `mixer_type`: "mamba" (CPU and CUDA) or "mamba2" (CUDA kernels only)."""
+    if mixer_type not in MIXERS:
+        raise ValueError(f"mixer_type must be one of {sorted(MIXERS)}, got {mixer_type!r}")
+    return MIXERS[mixer_type](d_model, d_state=d_state, d_conv=d_conv, expand=expand)
 
 
 class MambaBlock(nn.Module):
@@ -18,6 +28,7 @@ class MambaBlock(nn.Module):
         d_state, d_conv, expand: the mixer's sizes (see `MambaMixer`).
         dropout_rate: dropout on the mixer output.
         norm_type: "layer_norm" or "rms_norm".
+        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
     """
 
     def __init__(
@@ -28,10 +39,11 @@ class MambaBlock(nn.Module):
         expand: int = 2,
         dropout_rate: float = 0.0,
         norm_type: str = "layer_norm",
+        mixer_type: str = "mamba",
     ) -> None:
         super().__init__()
         self.norm = build_norm(norm_type, d_model)
-        self.mixer = MambaMixer(d_model, d_state=d_state, d_conv=d_conv, expand=expand)
+        self.mixer = build_mixer(mixer_type, d_model, d_state, d_conv, expand)
         self.dropout = nn.Dropout(dropout_rate)
 
     def forward(

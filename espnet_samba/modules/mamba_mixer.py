@@ -18,7 +18,7 @@ class MambaState:
 
     Attributes:
         conv_state: the last `d_conv` inputs of the convolution, oldest first (B, d_inner, d_conv).
-        ssm_state: the selective-scan state (B, d_inner, d_state), float32.
+        ssm_state: the selective-scan state (B, d_inner, d_state), float32 (float64 for a float64 model).
     """
 
     conv_state: torch.Tensor
@@ -127,7 +127,9 @@ class MambaMixer(nn.Module):
         dtype = dtype or self.conv1d.weight.dtype
         return MambaState(
             conv_state=torch.zeros(batch_size, self.d_inner, self.d_conv, device=device, dtype=dtype),
-            ssm_state=torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=torch.float32),
+            ssm_state=torch.zeros(
+                batch_size, self.d_inner, self.d_state, device=device, dtype=torch.promote_types(dtype, torch.float32)
+            ),
         )
 
     def _split_projection(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -175,7 +177,8 @@ class MambaMixer(nn.Module):
             return self.out_proj(scanned.transpose(1, 2))
         y, ssm_state = scanned
         conv_state = self._last_conv_inputs(conv_input, lengths)
-        return self.out_proj(y.transpose(1, 2)), MambaState(conv_state, ssm_state.float())
+        ssm_dtype = torch.promote_types(conv_state.dtype, torch.float32)
+        return self.out_proj(y.transpose(1, 2)), MambaState(conv_state, ssm_state.to(ssm_dtype))
 
     def _last_conv_inputs(self, conv_input: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
         """The `d_conv` inputs ending at each sequence's last valid frame, zero-filled before t = 0.
