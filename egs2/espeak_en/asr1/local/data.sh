@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Build the espeak_en corpus offline: English sentences from the fortune database (Debian package `fortunes`)
+# read aloud by espeak-ng voices, then Kaldi data dirs data/{train,dev,test,test_noisy}.
+#
+#   local/data.sh                                   # the full corpus (3000/200/300 utterances)
+#   local/data.sh --num_train 40 --num_dev 8 --num_test 8 --nj 2     # a tiny one for CI
+#
+# train and dev are spoken by every accent of --train_accents with every variant of --train_variants; test by
+# --test_accents x --test_variants, voices never heard in training (held-out speakers). test_noisy holds the
+# test utterances with additive noise at --snr dB. Speaking rate (espeak-ng -s) and pitch (-p) are drawn per
+# utterance. The same --seed gives the same corpus, bit for bit.
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+SECONDS=0
+
+stage=1             # 1: choose sentences and voices, 2: synthesize, 3: noisy test copy
+stop_stage=3
+nj=2                # parallel espeak-ng jobs
+seed=0              # seeds sentence selection, voices, rates, pitches and noise
+num_train=3000      # utterances per subset
+num_dev=200
+num_test=300
+min_words=4         # utterance length in words
+max_words=12
+closed_vocabulary=true      # dev/test use only words seen in train (see local/make_plan.py)
+categories=""       # fortune categories to read; empty: local/fortune_text.py's DEFAULT_CATEGORIES
+train_accents="en-us en-gb en-gb-x-rp en-gb-scotland en-029"
+train_variants="m1 m3 f1 f4"
+test_accents="en-us en-gb en-gb-x-gbclan en-us-nyc"
+test_variants="m2 f2"
+rate_range=150-190  # espeak-ng -s (words per minute), drawn per utterance
+pitch_range=30-70   # espeak-ng -p (0-99), drawn per utterance
+snr=10              # dB, for test_noisy
+noise_type=white    # white or pink
+fs=16000
+audio_dir=downloads/espeak_en       # where the wav files go
+data_dir=data
+
+log "$0 $*"
+. utils/parse_options.sh
+
+if [ $# -ne 0 ]; then
+    log "Error: No positional arguments are required."
+    exit 2
+fi
+
+. ./path.sh
+. ./cmd.sh
+. ./db.sh
+fortune_dir=${FORTUNES:-/usr/share/games/fortunes}
+
+for program in espeak-ng sox; do
+    if ! command -v "${program}" >/dev/null 2>&1; then
+        log "Error: '${program}' not found on PATH: install it (Debian/Ubuntu: apt-get install ${program}, or run tools/install.sh)"
+        exit 1
+    fi
+done
+if [ ! -d "${fortune_dir}" ]; then
+    log "Error: fortune database not found at ${fortune_dir}: install Debian's 'fortunes' package (apt-get install fortunes, or run tools/install.sh), or set FORTUNES in db.sh"
+    exit 1
+fi
+
+# voices ACCENTS VARIANTS: every espeak-ng voice ACCENT+VARIANT.
+voices() {
+    local accent variant
+    for accent in $1; do
+        for variant in $2; do
+            printf '%s+%s ' "${accent}" "${variant}"
+        done
+    done
+}
+
+plan_dir=${data_dir}/local/plan
+log_dir=${data_dir}/local/log
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+    log "stage 1: choose sentences from ${fortune_dir} and voices (seed ${seed})"
+    # shellcheck disable=SC2046
+    python3 local/make_plan.py --out_dir "${plan_dir}" --fortune_dir "${fortune_dir}" \
+        ${categories:+--categories ${categories}} \
+        --num_train "${num_train}" --num_dev "${num_dev}" --num_test "${num_test}" \
+        --min_words "${min_words}" --max_words "${max_words}" --closed_vocabulary "${closed_vocabulary}" \
+        --train_voices $(voices "${train_accents}" "${train_variants}") \
+        --test_voices $(voices "${test_accents}" "${test_variants}") \
+        --rate_range "${rate_range}" --pitch_range "${pitch_range}" --seed "${seed}"
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    log "stage 2: synthesize train, dev, test with ${nj} jobs (per-utterance logs: ${log_dir}/synthesize.*.log)"
+    for subset in train dev test; do
+        python3 local/synthesize.py --plan "${plan_dir}/${subset}.tsv" --wav_dir "${audio_dir}/${subset}" \
+            --data_dir "${data_dir}/${subset}" --fs "${fs}" --nj "${nj}" \
+            --log_file "${log_dir}/synthesize.${subset}.log"
+    done
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+    log "stage 3: ${data_dir}/test_noisy: ${data_dir}/test with ${noise_type} noise at ${snr} dB SNR"
+    python3 local/add_noise.py --src_data_dir "${data_dir}/test" --dst_data_dir "${data_dir}/test_noisy" \
+        --wav_dir "${audio_dir}/test_noisy" --snr "${snr}" --noise_type "${noise_type}" --seed "${seed}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"
