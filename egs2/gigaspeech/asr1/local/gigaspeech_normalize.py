@@ -9,8 +9,9 @@ Usage: gigaspeech_normalize.py <in.trn> <out.trn>
 """
 
 import argparse
-import sys
 from pathlib import Path
+
+from trn import rewrite_trn
 
 CONVERSATIONAL_FILLERS = (
     "UH", "UHH", "UM", "EH", "MM", "HM", "AH", "HUH", "HA", "ER", "OOF", "HEE", "ACH", "EEE", "EW",
@@ -34,29 +35,12 @@ def normalize(text: str) -> str:
     return " ".join(word for word in words if word not in NON_SCORING_WORDS)
 
 
-def normalize_trn(source: Path, target: Path) -> None:
-    """Normalise the text of every ``<text> (<utt-id>)`` line of ``source`` into ``target``.
-
-    Args:
-        source: sclite trn file, as written by ``asr.sh`` (``score_wer/ref.trn``, ``hyp.trn``).
-        target: output trn file with the same utterance ids.
-    """
-    with source.open(encoding="utf-8") as lines, target.open("w", encoding="utf-8") as out:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            text, _, utt_id = line.rstrip("\n").rpartition("(")
-            if not utt_id.endswith(")"):
-                sys.exit(f"gigaspeech_normalize.py: error: {source}:{line_number}: expected '<text> (<utt-id>)'")
-            out.write(f"{normalize(text)}\t({utt_id}\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", type=Path, help="input trn file")
     parser.add_argument("target", type=Path, help="output trn file")
     args = parser.parse_args()
-    normalize_trn(args.source, args.target)
+    rewrite_trn(args.source, args.target, normalize)
 
 
 if __name__ == "__main__":

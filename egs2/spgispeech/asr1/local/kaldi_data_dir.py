@@ -1,0 +1,1 @@
+../../../librispeech/asr1/local/kaldi_data_dir.py

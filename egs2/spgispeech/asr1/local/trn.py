@@ -1,0 +1,1 @@
+../../../gigaspeech/asr1/local/trn.py
