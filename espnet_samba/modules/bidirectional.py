@@ -6,7 +6,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from espnet_samba.modules.mamba_mixer import MambaMixer
+from espnet_samba.modules.mamba_block import build_mixer
 from espnet_samba.modules.normalization import build_norm
 
 
@@ -42,13 +42,15 @@ class BidirectionalMambaBlock(nn.Module):
     single linear layer over the concatenation of the two directions' inner features: concatenating and adding
     another linear would only stack a second linear map on top of that, and averaging is the sum scaled by a
     constant. The sum therefore loses nothing, adds no parameters, and keeps each direction a plain Mamba mixer
-    whose state_dict loads into `mamba_ssm`'s `Mamba`. Both directions read the same pre-normalised input.
+    whose state_dict loads into `mamba_ssm`'s `Mamba` (or `Mamba2`). Both directions read the same pre-normalised
+    input.
 
     Args:
         d_model: feature size D.
         d_state, d_conv, expand: sizes of each direction's mixer (see `MambaMixer`).
         dropout_rate: dropout on the merged mixer output.
         norm_type: "layer_norm" or "rms_norm".
+        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (CUDA kernels only), for both directions.
     """
 
     def __init__(
@@ -59,11 +61,12 @@ class BidirectionalMambaBlock(nn.Module):
         expand: int = 2,
         dropout_rate: float = 0.0,
         norm_type: str = "layer_norm",
+        mixer_type: str = "mamba",
     ) -> None:
         super().__init__()
         self.norm = build_norm(norm_type, d_model)
-        self.forward_mixer = MambaMixer(d_model, d_state=d_state, d_conv=d_conv, expand=expand)
-        self.backward_mixer = MambaMixer(d_model, d_state=d_state, d_conv=d_conv, expand=expand)
+        self.forward_mixer = build_mixer(mixer_type, d_model, d_state, d_conv, expand)
+        self.backward_mixer = build_mixer(mixer_type, d_model, d_state, d_conv, expand)
         self.dropout = nn.Dropout(dropout_rate)
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -50,6 +50,7 @@ class MambaEncoder(LayerStackEncoder):
         ffn_type: "none" (Mamba blocks only), "linear" (Mamba then feed-forward) or "macaron" (half feed-forwards
             on both sides, as in the Conformer).
         linear_units: feed-forward hidden size; only with ffn_type linear or macaron, default 4 * output_size.
+        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
         padding_idx: padding id for input_layer "embed".
         interctc_layer_idx: 1-based layers whose normalised outputs feed intermediate CTC losses.
         interctc_use_conditioning: add the projected intermediate CTC posteriors to the next layer's input
@@ -73,6 +74,7 @@ class MambaEncoder(LayerStackEncoder):
         norm_type: str = "layer_norm",
         ffn_type: str = "none",
         linear_units: Optional[int] = None,
+        mixer_type: str = "mamba",
         padding_idx: int = -1,
         interctc_layer_idx: List[int] = [],
         interctc_use_conditioning: bool = False,
@@ -97,6 +99,7 @@ class MambaEncoder(LayerStackEncoder):
                 norm_type=norm_type,
                 bidirectional=bidirectional,
                 ffn_type=ffn_type,
+                mixer_type=mixer_type,
                 linear_units=linear_units or 4 * output_size,
             )
             for _ in range(num_blocks)

@@ -29,6 +29,7 @@ class MambaEncoderLayer(nn.Module):
         bidirectional: a forward and a backward mixer (`BidirectionalMambaBlock`) instead of one causal mixer.
         ffn_type: "none", "linear" or "macaron".
         linear_units: hidden size of the feed-forward blocks; required unless ffn_type is "none".
+        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class MambaEncoderLayer(nn.Module):
         bidirectional: bool = False,
         ffn_type: str = "none",
         linear_units: Optional[int] = None,
+        mixer_type: str = "mamba",
     ) -> None:
         super().__init__()
         if ffn_type not in FFN_TYPES:
@@ -50,7 +52,13 @@ class MambaEncoderLayer(nn.Module):
             raise ValueError(f"ffn_type {ffn_type!r} needs linear_units, the feed-forward hidden size")
         block_class = BidirectionalMambaBlock if bidirectional else MambaBlock
         self.mamba = block_class(
-            d_model, d_state=d_state, d_conv=d_conv, expand=expand, dropout_rate=dropout_rate, norm_type=norm_type
+            d_model,
+            d_state=d_state,
+            d_conv=d_conv,
+            expand=expand,
+            dropout_rate=dropout_rate,
+            norm_type=norm_type,
+            mixer_type=mixer_type,
         )
         self.bidirectional = bidirectional
         half_step = ffn_type == "macaron"

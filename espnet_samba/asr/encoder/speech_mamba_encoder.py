@@ -45,6 +45,7 @@ class SpeechMambaEncoder(LayerStackEncoder):
         bidirectional: Mamba layers read forwards and backwards; false keeps them causal.
         norm_type: "layer_norm" or "rms_norm" for the Mamba layers' pre-norms.
         ffn_type: "none", "linear" or "macaron" feed-forwards in the Mamba layers.
+        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
         padding_idx: padding id for input_layer "embed".
         interctc_layer_idx: 1-based layers (attention layers count first) feeding intermediate CTC losses.
         interctc_use_conditioning: self-conditioned CTC, as in `MambaEncoder`.
@@ -72,6 +73,7 @@ class SpeechMambaEncoder(LayerStackEncoder):
         bidirectional: bool = False,
         norm_type: str = "layer_norm",
         ffn_type: str = "none",
+        mixer_type: str = "mamba",
         padding_idx: int = -1,
         interctc_layer_idx: List[int] = [],
         interctc_use_conditioning: bool = False,
@@ -106,6 +108,7 @@ class SpeechMambaEncoder(LayerStackEncoder):
                 norm_type=norm_type,
                 bidirectional=bidirectional,
                 ffn_type=ffn_type,
+                mixer_type=mixer_type,
                 linear_units=linear_units,
             )
             for _ in range(num_blocks - num_attention_blocks)
