@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
-from espnet_samba.ops.reference import causal_conv1d_update_reference
+from espnet_samba.ops.precision import compute_dtype
 
 _ACTIVATIONS = (None, "silu")
 
@@ -64,6 +64,19 @@ def causal_conv1d_update(
         (B, D).
     """
     _check_activation(activation)
+    if conv_state.dim() != 3 or x.shape != conv_state.shape[:2] or weight.shape != (x.shape[1], conv_state.shape[2]):
+        raise ValueError(
+            "causal_conv1d_update: need x (batch, dim), conv_state (batch, dim, width) and weight (dim, width), got "
+            f"x {tuple(x.shape)}, conv_state {tuple(conv_state.shape)}, weight {tuple(weight.shape)}"
+        )
     if use_cuda_kernels(x):
         return load_cuda_kernels().causal_conv1d_update(x, conv_state, weight, bias, activation)
-    return causal_conv1d_update_reference(x, conv_state, weight, bias, activation)
+    dtype = compute_dtype(x, conv_state, weight, bias)
+    conv_state.copy_(conv_state.roll(-1, dims=-1))
+    conv_state[:, :, -1] = x
+    out = torch.mul(conv_state, weight.to(dtype)).sum(dim=-1)
+    if bias is not None:
+        out.add_(bias.to(dtype))
+    if activation == "silu":
+        out = F.silu(out, inplace=True)
+    return out.to(x.dtype)

@@ -1,7 +1,7 @@
 """Readable reference implementations of every op: the definition that the fast paths are tested against.
 
-They follow the equations of the Mamba paper one time step at a time and compute in float32 whatever the input
-dtype. They are slow by design (a Python loop over time): never use them outside tests.
+They follow the equations of the Mamba paper one time step at a time and compute in float64 when an input is
+float64, in float32 otherwise (bf16/fp16 included). They are slow by design (a Python loop over time): never use them outside tests.
 """
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+
+from espnet_samba.ops.precision import compute_dtype
 
 
 def selective_scan_reference(
@@ -35,16 +37,16 @@ def selective_scan_reference(
         z: gate (B, D, L).
         delta_bias: added to Δ before the softplus (D,).
         delta_softplus: apply softplus to Δ.
-        return_last_state: also return h_L (B, D, N), in float32.
+        return_last_state: also return h_L (B, D, N), in the compute dtype.
 
     Returns:
         y (B, D, L) in the dtype of `u`, and h_L when asked.
     """
     input_dtype = u.dtype
-    u, delta, B, C = u.float(), delta.float(), B.float(), C.float()
-    A = A.float()
+    dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
+    u, delta, A, B, C = u.to(dtype), delta.to(dtype), A.to(dtype), B.to(dtype), C.to(dtype)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[:, None]
+        delta = delta + delta_bias.to(dtype)[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
     batch, dim, length = u.shape
@@ -56,9 +58,9 @@ def selective_scan_reference(
         outputs.append(torch.einsum("bdn,bn->bd", state, C[:, :, t]))
     y = torch.stack(outputs, dim=-1) if outputs else u.new_zeros(batch, dim, 0)
     if D is not None:
-        y = y + u * D.float()[:, None]
+        y = y + u * D.to(dtype)[:, None]
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(z.to(dtype))
     y = y.to(input_dtype)
     return (y, state) if return_last_state else y
 
@@ -86,19 +88,20 @@ def selective_state_update_reference(
     Returns:
         y_t (B, D) in the dtype of `x`.
     """
-    dt = dt.float()
+    dtype = compute_dtype(state, x, dt, A, B, C, D, z, dt_bias)
+    dt = dt.to(dtype)
     if dt_bias is not None:
-        dt = dt + dt_bias.float()
+        dt = dt + dt_bias.to(dtype)
     if dt_softplus:
         dt = F.softplus(dt)
-    decay = torch.exp(dt[:, :, None] * A.float())
-    new_state = decay * state.float() + (dt * x.float())[:, :, None] * B.float()[:, None, :]
+    decay = torch.exp(dt[:, :, None] * A.to(dtype))
+    new_state = decay * state.to(dtype) + (dt * x.to(dtype))[:, :, None] * B.to(dtype)[:, None, :]
     state.copy_(new_state)
-    y = torch.einsum("bdn,bn->bd", new_state, C.float())
+    y = torch.einsum("bdn,bn->bd", new_state, C.to(dtype))
     if D is not None:
-        y = y + x.float() * D.float()
+        y = y + x.to(dtype) * D.to(dtype)
     if z is not None:
-        y = y * F.silu(z.float())
+        y = y * F.silu(z.to(dtype))
     return y.to(x.dtype)
 
 
@@ -116,9 +119,10 @@ def causal_conv1d_reference(
     Returns:
         (B, D, L) in the dtype of `x`.
     """
+    dtype = compute_dtype(x, weight, bias)
     width = weight.shape[1]
-    out = F.conv1d(F.pad(x.float(), (width - 1, 0)), weight.float()[:, None, :],
-                   None if bias is None else bias.float(), groups=x.shape[1])
+    out = F.conv1d(F.pad(x.to(dtype), (width - 1, 0)), weight.to(dtype)[:, None, :],
+                   None if bias is None else bias.to(dtype), groups=x.shape[1])
     if activation == "silu":
         out = F.silu(out)
     return out.to(x.dtype)
@@ -141,10 +145,11 @@ def causal_conv1d_update_reference(
     Returns:
         (B, D) in the dtype of `x`.
     """
+    dtype = compute_dtype(x, conv_state, weight, bias)
     conv_state.copy_(torch.cat([conv_state[:, :, 1:], x[:, :, None].to(conv_state.dtype)], dim=-1))
-    out = (conv_state.float() * weight.float()).sum(dim=-1)
+    out = (conv_state.to(dtype) * weight.to(dtype)).sum(dim=-1)
     if bias is not None:
-        out = out + bias.float()
+        out = out + bias.to(dtype)
     if activation == "silu":
         out = F.silu(out)
     return out.to(x.dtype)

@@ -1,0 +1,299 @@
+"""Time and peak memory of one Mamba mixer layer on CPU: espnet-samba's ops against mambapy and mamba-ssm.
+
+Compared, with equal weights (d_model 256, d_state 16, expand 2, d_conv 4):
+- espnet-samba: `espnet_samba.modules.MambaMixer`, whose CPU path is the chunked scan of `espnet_samba.ops`;
+- mambapy-pscan: mambapy 1.2.0's `MambaBlock` with its parallel scan (`pscan`);
+- mamba-ssm-ref: `mamba_ssm.modules.mamba_simple.Mamba` on its reference path (`selective_scan_ref`, no kernels);
+- gemm-floor: only the mixer's four projections (in, x, dt, out), the work no scan implementation can avoid.
+
+Cases: forward+backward at batch 4 for T = 250, 1000, 4000, and forward-only inference (`torch.inference_mode`) at
+batch 1, T = 8000. Times are the median of `--repeats` runs after one warm-up run; a run that takes more than
+`SLOW_RUN_S` is measured once (no repeats), and the reference is skipped where one run would exceed ~70 s.
+
+Peak memory: every (implementation, case) runs in a fresh subprocess. After building the layer and its inputs it
+resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`, Linux >= 4.0) and reads the current RSS;
+after the runs it reads the peak (VmHWM in /proc/self/status). The table shows peak minus that baseline: the
+memory the forward/backward needed beyond weights and inputs, whoever allocated it (PyTorch's CPU allocator, MKL,
+oneDNN). tracemalloc would miss these allocations, and a process-wide ru_maxrss would include start-up peaks and
+earlier cases. Where /proc/self/clear_refs cannot be written, ru_maxrss is used instead and the table says so.
+
+Also printed: the per-token `step` latency at batch 10 (a decoder beam), which does not need a subprocess.
+
+Usage: tools/venv/bin/python bench/bench_mixer.py [--repeats 3] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import types
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+
+D_MODEL = 256
+SLOW_RUN_S = 5.0
+IMPLEMENTATIONS = ("espnet-samba", "mambapy-pscan", "mamba-ssm-ref", "gemm-floor")
+
+
+@dataclass(frozen=True)
+class Case:
+    mode: str  # "train" (forward + backward) or "infer" (forward under inference_mode)
+    batch: int
+    length: int
+
+    @property
+    def label(self) -> str:
+        what = "fwd+bwd" if self.mode == "train" else "infer  "
+        return f"{what} B={self.batch} T={self.length}"
+
+
+CASES = (Case("train", 4, 250), Case("train", 4, 1000), Case("train", 4, 4000), Case("infer", 1, 8000))
+SKIPPED = {
+    ("mamba-ssm-ref", Case("train", 4, 4000)): "skipped: > 70 s (67 s at T=1000, superlinear in T)",
+}
+
+
+def import_mamba_ssm_reference_module() -> types.ModuleType:
+    """`mamba_ssm.modules.mamba_simple`, patched to run its reference path on CPU.
+
+    mamba-ssm imports its compiled extensions at module level; where they are missing, empty stand-in modules are
+    registered under their names so that the pure-PyTorch code imports. The module's kernel entry points are then
+    replaced by the reference functions (selective scan) or None (convolution and state update: Mamba then uses
+    its own PyTorch code for them).
+    """
+    for name in ("selective_scan_cuda", "causal_conv1d_cuda"):
+        try:
+            __import__(name)
+        except ImportError:
+            sys.modules[name] = types.ModuleType(name)
+    from mamba_ssm.modules import mamba_simple
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_ref
+
+    mamba_simple.selective_scan_fn = selective_scan_ref
+    mamba_simple.causal_conv1d_fn = None
+    mamba_simple.causal_conv1d_update = None
+    mamba_simple.selective_state_update = None
+    return mamba_simple
+
+
+def build_layer(implementation: str) -> torch.nn.Module:
+    """One mixer of `implementation`, all holding the weights of `MambaMixer(D_MODEL)` under seed 0."""
+    from espnet_samba.modules.mamba_mixer import MambaMixer
+
+    torch.manual_seed(0)
+    ours = MambaMixer(D_MODEL)
+    if implementation in ("espnet-samba", "gemm-floor"):
+        return ours
+    if implementation == "mambapy-pscan":
+        from mambapy.mamba import MambaBlock, MambaConfig
+
+        layer = MambaBlock(MambaConfig(d_model=D_MODEL, n_layers=1, d_state=16, expand_factor=2, d_conv=4, pscan=True))
+    elif implementation == "mamba-ssm-ref":
+        layer = import_mamba_ssm_reference_module().Mamba(D_MODEL, use_fast_path=False)
+    else:
+        raise ValueError(f"unknown implementation {implementation!r}; choose from {IMPLEMENTATIONS}")
+    layer.load_state_dict(ours.state_dict())
+    return layer
+
+
+def projections_only(mixer: torch.nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
+    """The four GEMMs of `MambaMixer.forward` on the same shapes, without conv or scan. hidden_states: (B, L, D)."""
+    x, z = mixer.in_proj(hidden_states).chunk(2, dim=-1)
+    dt, _ = torch.split(mixer.x_proj(x), [mixer.dt_rank, 2 * mixer.d_state], dim=-1)
+    delta = torch.nn.functional.linear(dt, mixer.dt_proj.weight)
+    return mixer.out_proj(x * z + delta)
+
+
+def _read_status_kib(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def measure_in_this_process(implementation: str, case: Case, repeats: int) -> Dict:
+    """Run one case (warm-up + repeats) and return times (s) and peak memory above the set-up state (MiB)."""
+    layer = build_layer(implementation)
+    run_layer: Callable[[torch.Tensor], torch.Tensor] = (
+        (lambda x: projections_only(layer, x)) if implementation == "gemm-floor" else layer
+    )
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(case.batch, case.length, D_MODEL, generator=generator)
+    grad_out = torch.randn(case.batch, case.length, D_MODEL, generator=generator)
+    if case.mode == "train":
+        inputs.requires_grad_(True)
+
+    def run_once() -> float:
+        start = time.perf_counter()
+        if case.mode == "train":
+            layer.zero_grad(set_to_none=True)
+            inputs.grad = None
+            run_layer(inputs).backward(grad_out)
+        else:
+            with torch.inference_mode():
+                run_layer(inputs)
+        return time.perf_counter() - start
+
+    exact_peak = _reset_peak_rss()
+    baseline_kib = _read_status_kib("VmRSS") if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    first = run_once()
+    times = [first] if first > SLOW_RUN_S else [run_once() for _ in range(repeats)]
+    peak_kib = _read_status_kib("VmHWM") if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"times": times, "peak_mib": (peak_kib - baseline_kib) / 1024, "exact_peak": exact_peak}
+
+
+def measure_in_subprocess(implementation: str, case: Case, repeats: int, threads: int) -> Dict:
+    command = [sys.executable, os.path.abspath(__file__), "--child", implementation, case.mode,
+               str(case.batch), str(case.length), "--repeats", str(repeats), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def step_latency_us(implementation: str, batch: int = 10, steps: int = 200) -> float:
+    """Median latency of one decoding step of one layer at `batch` sequences, in microseconds."""
+    layer = build_layer(implementation)
+    generator = torch.Generator().manual_seed(2)
+    frames = torch.randn(steps, batch, D_MODEL, generator=generator)
+    latencies: List[float] = []
+    with torch.inference_mode():
+        if implementation == "espnet-samba":
+            state = layer.allocate_inference_cache(batch)
+            advance = lambda frame: layer.step(frame, state)  # noqa: E731
+        elif implementation == "mambapy-pscan":
+            cache = [None, torch.zeros(batch, layer.config.d_inner, layer.config.d_conv - 1)]
+
+            def advance(frame: torch.Tensor) -> torch.Tensor:
+                out, (cache[0], cache[1]) = layer.step(frame, tuple(cache))
+                return out
+        else:
+            conv_state = torch.zeros(batch, layer.d_inner, layer.d_conv)
+            ssm_state = torch.zeros(batch, layer.d_inner, layer.d_state)
+            advance = lambda frame: layer.step(frame[:, None], conv_state, ssm_state)[0]  # noqa: E731
+        if implementation == "mambapy-pscan":
+            cache[0] = torch.zeros(batch, layer.config.d_inner, layer.config.d_state)
+        for frame in frames:
+            start = time.perf_counter()
+            advance(frame)
+            latencies.append(time.perf_counter() - start)
+    return statistics.median(latencies[10:]) * 1e6
+
+
+def _format_time(result: Optional[Dict]) -> str:
+    if result is None or "skipped" in result:
+        return "skipped"
+    if "error" in result:
+        return "error"
+    median = statistics.median(result["times"])
+    runs = len(result["times"])
+    return f"{median:8.3f} s" + ("" if runs > 1 else " (1 run)")
+
+
+def _median(result: Optional[Dict]) -> Optional[float]:
+    if result is None or "times" not in result:
+        return None
+    return statistics.median(result["times"])
+
+
+def _ratio(numerator: Optional[float], denominator: Optional[float]) -> str:
+    if numerator is None or denominator is None or denominator <= 0:
+        return "    -"
+    return f"{numerator / denominator:6.1f}x"
+
+
+def print_report(results: Dict[Tuple[str, Case], Dict], steps: Dict[str, float]) -> None:
+    print(f"\nOne Mamba mixer layer, d_model {D_MODEL} (d_inner {2 * D_MODEL}, d_state 16), CPU, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print("\nTime (median):")
+    header = f"{'case':<24}" + "".join(f"{name:>20}" for name in IMPLEMENTATIONS)
+    print(header)
+    for case in CASES:
+        cells = []
+        for name in IMPLEMENTATIONS:
+            result = results.get((name, case))
+            cells.append(SKIPPED.get((name, case), "").split(":")[0] or _format_time(result))
+        print(f"{case.label:<24}" + "".join(f"{cell:>20}" for cell in cells))
+    print("\nPeak memory above weights and inputs (MiB):")
+    print(header)
+    exact = True
+    for case in CASES:
+        cells = []
+        for name in IMPLEMENTATIONS:
+            result = results.get((name, case))
+            if result is None or "peak_mib" not in result:
+                cells.append("skipped" if (name, case) in SKIPPED else "error")
+            else:
+                exact = exact and result["exact_peak"]
+                cells.append(f"{result['peak_mib']:.0f}")
+        print(f"{case.label:<24}" + "".join(f"{cell:>20}" for cell in cells))
+    if not exact:
+        print("(/proc/self/clear_refs not writable: peaks are ru_maxrss differences, an upper bound)")
+    for (name, case), reason in SKIPPED.items():
+        print(f"{name} {case.label}: {reason}")
+    for (name, case), result in results.items():
+        if "error" in result:
+            print(f"{name} {case.label}: error: {result['error']}")
+
+    print("\nRatios (espnet-samba = 1; time ratio > 1 means espnet-samba is faster, memory ratio > 1 means smaller):")
+    print(f"{'case':<24}{'time vs pscan':>16}{'time vs ref':>14}{'mem vs pscan':>15}{'mem vs ref':>13}"
+          f"{'time / gemm floor':>20}")
+    for case in CASES:
+        ours = results.get(("espnet-samba", case), {})
+        pscan = results.get(("mambapy-pscan", case), {})
+        ref = results.get(("mamba-ssm-ref", case), {})
+        floor = results.get(("gemm-floor", case), {})
+        print(f"{case.label:<24}{_ratio(_median(pscan), _median(ours)):>16}{_ratio(_median(ref), _median(ours)):>14}"
+              f"{_ratio(pscan.get('peak_mib'), ours.get('peak_mib')):>15}"
+              f"{_ratio(ref.get('peak_mib'), ours.get('peak_mib')):>13}"
+              f"{_ratio(_median(ours), _median(floor)):>20}")
+    t1000 = _median(results.get(("espnet-samba", Case("train", 4, 1000))))
+    t4000 = _median(results.get(("espnet-samba", Case("train", 4, 4000))))
+    print(f"\nLinearity: espnet-samba fwd+bwd T=4000 / T=1000 = {_ratio(t4000, t1000).strip()} (4x is linear)")
+
+    print("\nDecoding step, batch 10, one layer (median per step):")
+    for name, latency in steps.items():
+        print(f"  {name:<16}{latency:8.0f} us")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case after the warm-up")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
+    parser.add_argument("--child", nargs=4, metavar=("IMPL", "MODE", "BATCH", "LENGTH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.child:
+        implementation, mode, batch, length = args.child
+        print(json.dumps(measure_in_this_process(implementation, Case(mode, int(batch), int(length)), args.repeats)))
+        return
+    results: Dict[Tuple[str, Case], Dict] = {}
+    for case in CASES:
+        for name in IMPLEMENTATIONS:
+            if (name, case) in SKIPPED:
+                continue
+            results[(name, case)] = measure_in_subprocess(name, case, args.repeats, args.threads)
+            print(f"{case.label:<24}{name:<16}{_format_time(results[(name, case)])}", file=sys.stderr, flush=True)
+    steps = {name: step_latency_us(name) for name in ("espnet-samba", "mambapy-pscan", "mamba-ssm-ref")}
+    print_report(results, steps)
+
+
+if __name__ == "__main__":
+    main()
