@@ -11,14 +11,20 @@
 # - If the default of a variable is "true" or "false", the new value must be "true" or "false" too.
 # - "--config FILE" sources FILE (lines like "nj=4"; comments allowed) before the remaining options.
 # - "--help" or "-h" prints "${help_message}" (which normally embeds the current defaults) and exits 0.
-# Options stop at the first argument that does not start with "--"; the rest stay in "$@".
+# Options stop at "--" or at the first argument that does not start with "--"; the rest stay in "$@".
 
-# shellcheck disable=SC2034
-__parse_options_self=utils/parse_options.sh
-
-for ((__argpos = 1; __argpos < $#; __argpos++)); do
-    if [ "${!__argpos}" = "--config" ]; then
-        __next=$((__argpos + 1))
+# First pass: source "--config FILE" among the options (not in the arguments after them).
+__argpos=1
+while [ "${__argpos}" -lt $# ]; do
+    __arg="${!__argpos}"
+    case "${__arg}" in
+        --) break ;;
+        --*=*) __argpos=$((__argpos + 1)); continue ;;
+        --*) ;;
+        *) break ;;
+    esac
+    __next=$((__argpos + 1))
+    if [ "${__arg}" = "--config" ]; then
         __config="${!__next}"
         if [ ! -r "${__config}" ]; then
             echo "$0: --config ${__config}: no such readable file" 1>&2
@@ -26,10 +32,10 @@ for ((__argpos = 1; __argpos < $#; __argpos++)); do
         fi
         # shellcheck disable=SC1090
         . "${__config}"
-        unset __next __config
     fi
+    __argpos=$((__next + 1))
 done
-unset __argpos
+unset __argpos __arg __next __config
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -40,6 +46,9 @@ while [ $# -gt 0 ]; do
                 echo "$0: no help message is defined for this script" 1>&2
             fi
             exit 0
+            ;;
+        --)
+            break
             ;;
         --config)
             # Already sourced above, so that command-line options take precedence over the file.
