@@ -1,0 +1,180 @@
+"""MambaDecoder in ESPnet's beam search, driven by `Speech2Text` as `espnet2.bin.asr_inference` drives it.
+
+Oracles: greedy decoding that recomputes the whole prefix with the teacher-forced forward each step (beam 1), and
+the same `BatchBeamSearch` with the decoder replaced by a scorer that does that recomputation for every hypothesis
+(any beam, with CTC prefix scoring and an LM): if a hypothesis's recurrent state were ever advanced by another
+hypothesis's tokens, the hypotheses or their scores would differ.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import numpy as np
+import pytest
+import torch
+
+import espnet_samba
+from espnet.nets.batch_beam_search import BatchBeamSearch
+from espnet.nets.scorer_interface import BatchScorerInterface
+from espnet_samba.asr.decoder import MambaDecoder
+
+TOKENS = ["<blank>", "<unk>", "a", "b", "c", "d", "e", "f", "<sos/eos>"]
+
+
+@pytest.fixture(scope="module")
+def token_list(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tokens") / "tokens.txt"
+    path.write_text("\n".join(TOKENS) + "\n")
+    return path
+
+
+def write_asr_config(output_dir: Path, token_list: Path, decoder_conf: str) -> Path:
+    from espnet2.tasks.asr import ASRTask
+
+    espnet_samba.register()
+    ASRTask.main(
+        cmd=[
+            "--dry_run", "true",
+            "--output_dir", str(output_dir),
+            "--token_list", str(token_list),
+            "--token_type", "char",
+            "--frontend_conf", "{'n_fft': 256, 'hop_length': 128, 'n_mels': 20}",
+            "--encoder", "transformer",
+            "--encoder_conf", "{'output_size': 16, 'attention_heads': 2, 'linear_units': 32, 'num_blocks': 1}",
+            "--decoder", "mamba",
+            "--decoder_conf", decoder_conf,
+        ]
+    )
+    return output_dir / "config.yaml"
+
+
+@pytest.fixture(scope="module")
+def lm_config(tmp_path_factory, token_list) -> Path:
+    from espnet2.tasks.lm import LMTask
+
+    output_dir = tmp_path_factory.mktemp("lm")
+    LMTask.main(
+        cmd=[
+            "--dry_run", "true",
+            "--output_dir", str(output_dir),
+            "--token_list", str(token_list),
+            "--token_type", "char",
+            "--lm", "seq_rnn",
+            "--lm_conf", "{'unit': 8, 'nlayers': 1}",
+        ]
+    )
+    return output_dir / "config.yaml"
+
+
+DECODER_CONFS = {
+    "prefix": "{'cross_connection': 'prefix', 'num_blocks': 2, 'd_state': 4, 'dropout_rate': 0.0}",
+    "attention": "{'cross_connection': 'attention', 'num_blocks': 2, 'd_state': 4, 'attention_heads': 2, "
+    "'linear_units': 32, 'dropout_rate': 0.0}",
+}
+
+
+@pytest.fixture(scope="module", params=sorted(DECODER_CONFS))
+def asr_config(request, tmp_path_factory, token_list) -> Path:
+    output_dir = tmp_path_factory.mktemp(f"asr_{request.param}")
+    return write_asr_config(output_dir, token_list, DECODER_CONFS[request.param])
+
+
+def speech_to_text(asr_config: Path, lm_config: Optional[Path] = None, **options):
+    from espnet2.bin.asr_inference import Speech2Text
+
+    torch.manual_seed(0)  # the model's random initial weights
+    return Speech2Text(
+        asr_train_config=asr_config, lm_train_config=lm_config, dtype="float64", maxlenratio=0.0, **options
+    )
+
+
+SPEECH = np.random.RandomState(0).randn(8000)
+
+
+class TeacherForcedScorer(BatchScorerInterface):
+    """Scores every prefix from scratch with the decoder's teacher-forced forward: no state at all."""
+
+    def __init__(self, decoder: MambaDecoder) -> None:
+        self.decoder = decoder
+
+    def init_state(self, x: torch.Tensor) -> None:
+        return None
+
+    def batch_score(self, ys: torch.Tensor, states: List[Any], xs: torch.Tensor) -> Tuple[torch.Tensor, List[Any]]:
+        n_hyps, frames = ys.size(0), xs.size(1)
+        logits, _ = self.decoder(
+            xs, torch.full((n_hyps,), frames), ys, torch.full((n_hyps,), ys.size(1))
+        )
+        return logits[:, -1].log_softmax(-1), [None] * n_hyps
+
+
+def decode(speech2text) -> Any:
+    (_, _, token_int, hypothesis), = speech2text(SPEECH)
+    return token_int, hypothesis
+
+
+def encoder_output(speech2text) -> torch.Tensor:
+    speech = torch.tensor(SPEECH, dtype=torch.float64)[None]
+    with torch.no_grad():
+        encoded, _ = speech2text.asr_model.encode(speech, torch.tensor([speech.size(1)]))
+    return encoded[0]
+
+
+def greedy_by_recomputation(decoder: MambaDecoder, memory: torch.Tensor, sos: int, eos: int) -> List[int]:
+    """ESPnet's beam-1 search with maxlenratio 0, done the obvious way: at most T tokens, eos appended at the end."""
+    frames = memory.size(0)
+    yseq = [sos]
+    with torch.no_grad():
+        for step in range(frames):
+            tokens = torch.tensor([yseq])
+            logits, _ = decoder(memory[None], torch.tensor([frames]), tokens, torch.tensor([len(yseq)]))
+            yseq.append(int(logits[0, -1].argmax()))
+            if yseq[-1] == eos and step < frames - 1:
+                return yseq
+    return yseq + [eos]
+
+
+def test_speech2text_selects_batch_beam_search(asr_config):
+    speech2text = speech_to_text(asr_config, beam_size=4, ctc_weight=0.3)
+    assert isinstance(speech2text.beam_search, BatchBeamSearch)
+    assert isinstance(speech2text.asr_model.decoder, MambaDecoder)
+
+
+def test_beam_1_equals_greedy_decoding_by_recomputation(asr_config):
+    speech2text = speech_to_text(asr_config, beam_size=1, ctc_weight=0.0)
+    _, hypothesis = decode(speech2text)
+    model = speech2text.asr_model
+    expected = greedy_by_recomputation(model.decoder, encoder_output(speech2text), model.sos, model.eos)
+    assert hypothesis.yseq.tolist() == expected
+    assert len(expected) > 3  # a real sequence, not an immediate eos
+
+
+SEARCH_SETTINGS = [
+    pytest.param(beam_size, ctc_weight, with_lm, marks=[] if fast else [pytest.mark.slow])
+    for beam_size in (1, 4)
+    for ctc_weight in (0.0, 0.3)
+    for with_lm in (False, True)
+    for fast in [(beam_size, ctc_weight, with_lm) in {(1, 0.0, False), (4, 0.3, True)}]
+]
+
+
+@pytest.mark.parametrize("beam_size, ctc_weight, with_lm", SEARCH_SETTINGS)
+def test_beam_search_equals_search_with_prefix_recomputation(asr_config, lm_config, beam_size, ctc_weight, with_lm):
+    options = dict(beam_size=beam_size, ctc_weight=ctc_weight, nbest=beam_size, lm_weight=0.5)
+    lm = lm_config if with_lm else None
+    recurrent = speech_to_text(asr_config, lm, **options)
+    reference = speech_to_text(asr_config, lm, **options)
+    reference.asr_model.load_state_dict(recurrent.asr_model.state_dict())
+    if with_lm:
+        reference.beam_search.nn_dict.lm.load_state_dict(recurrent.beam_search.nn_dict.lm.state_dict())
+    oracle = TeacherForcedScorer(reference.asr_model.decoder)
+    reference.beam_search.scorers["decoder"] = reference.beam_search.full_scorers["decoder"] = oracle
+
+    got, expected = recurrent(SPEECH), reference(SPEECH)
+    assert len(got) == len(expected) == beam_size
+    for (_, _, _, hypothesis), (_, _, _, reference_hypothesis) in zip(got, expected):
+        assert hypothesis.yseq.tolist() == reference_hypothesis.yseq.tolist()
+        for key, score in reference_hypothesis.scores.items():
+            torch.testing.assert_close(hypothesis.scores[key], score, rtol=0, atol=1e-8)
+        assert ("lm" in hypothesis.scores) == with_lm
