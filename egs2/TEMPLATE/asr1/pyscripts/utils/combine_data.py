@@ -39,6 +39,9 @@ def combine(destination: Path, sources: List[Path], extra_files: List[str]) -> N
             raise ValueError(f"combine_data.sh: {source}/utt2spk does not exist")
     destination.mkdir(parents=True, exist_ok=True)
     names = [*UTTERANCE_FILES, "wav.scp", *RECORDING_FILES, *SPEAKER_FILES, *extra_files]
+    with_segments = any((source / "segments").exists() for source in sources)
+    # Recording and speaker tables may share keys across sources (the same speaker or recording); keep the first.
+    shared_keys = {*RECORDING_FILES, *SPEAKER_FILES} | ({"wav.scp"} if with_segments else set())
     for name in names:
         present = [source for source in sources if (source / name).exists()]
         if not present:
@@ -54,12 +57,14 @@ def combine(destination: Path, sources: List[Path], extra_files: List[str]) -> N
         owner = {}
         for source in present:
             for key, value in read_table(source / name):
-                if key in owner and name not in SPEAKER_FILES and owner[key] != source:
+                if key in owner:
+                    if name in shared_keys:
+                        continue
                     raise ValueError(
                         f"combine_data.sh: id {key} of {name} is in both {owner[key]} and {source}; "
                         "make the ids distinct (e.g. add a prefix per source)"
                     )
-                owner.setdefault(key, source)
+                owner[key] = source
                 combined.append((key, value))
         write_table(destination / name, sorted(combined, key=lambda entry: sort_key(entry[0])))
     for name in PLAIN_FILES:

@@ -1,4 +1,4 @@
-"""Build a throw-away ESPnet-style recipe around egs2/TEMPLATE/asr1 for the template tests.
+"""Support for the template tests: a throw-away ESPnet-style recipe around egs2/TEMPLATE/asr1 (no tests here).
 
 The recipe lives in <root>/egs2/test/asr1 with the symlinks and copies a real recipe has; <root>/tools/venv
 points at the project's venv so that path.sh activates it as it would in the repository.
@@ -143,7 +143,7 @@ def write_local_data_sh(recipe: Path) -> None:
     script = recipe / "local" / "data.sh"
     script.write_text(
         "#!/usr/bin/env bash\nset -euo pipefail\n"
-        f"PYTHONPATH={REPO_ROOT / 'test'} python3 -c 'import template_recipe as t; t.prepare_corpus()'\n"
+        f"PYTHONPATH={REPO_ROOT / 'test'} python3 -c 'import test_template_support as t; t.prepare_corpus()'\n"
     )
     script.chmod(0o755)
 
