@@ -28,7 +28,8 @@ def test_importing_espnet_asr_task_registers_our_models():
         "decoder_choices.get_class('mamba').__name__)",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["MambaEncoder", "SpeechMambaEncoder", "MambaDecoder"]
+    # ESPnet's import prints nltk download notices on an offline machine: read our line, the last one.
+    assert result.stdout.strip().splitlines()[-1].split() == ["MambaEncoder", "SpeechMambaEncoder", "MambaDecoder"]
 
 
 @pytest.mark.parametrize("entry_point", ["espnet2.bin.asr_train"])
