@@ -4,6 +4,7 @@ A miniature corpus in the official layout is generated in tmp_path; nothing is f
 (the download path is exercised through curl with file:// URLs).
 """
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -311,3 +312,26 @@ def test_data_sh_builds_every_set_without_downloading(tmp_path, recipe, train_se
     assert read_dir(data / "dev") == expected_dir(corpus, ["dev-clean", "dev-other"])
     for part in eval_parts:
         assert read_dir(data / part.replace("-", "_")) == expected_dir(corpus, [part])
+
+
+@template_ready
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the download scripts need curl for file:// URLs")
+def test_data_sh_lm_text_gets_one_id_per_line(tmp_path):
+    lm_text = tmp_path / "server" / "librispeech-lm-norm.txt.gz"
+    lm_text.parent.mkdir()
+    with gzip.open(lm_text, "wt") as out:
+        out.write("A BANK CHECK\n\nTHE SECOND LINE\n")
+    work = recipe_copy(tmp_path, LS960)
+    env = dict(os.environ, LIBRISPEECH=str(tmp_path / "corpus"))
+    result = subprocess.run(
+        ["local/data.sh", "--stage", "4", "--lm_text_url", lm_text.as_uri()],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (work / "data" / "local" / "other_text" / "text").read_text().splitlines() == [
+        "librispeech_lm_00000001 A BANK CHECK",
+        "librispeech_lm_00000002 THE SECOND LINE",
+    ]

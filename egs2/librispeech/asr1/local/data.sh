@@ -63,7 +63,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         local/download.sh "${lm_text_url}" "${archive}"
         gzip -t "${archive}" || { log "${archive} is corrupt: delete it and rerun stage 4"; exit 1; }
         # one utterance id per line, as ESPnet's LM stages expect
-        gzip -dc "${archive}" | awk 'NF > 0 { printf("librispeech_lm_%08d %s\n", NR, $0) }' \
+        gzip -dc "${archive}" | awk 'NF > 0 { printf("librispeech_lm_%08d %s\n", ++n, $0) }' \
             > data/local/other_text/text
     else
         log "data/local/other_text/text exists, not rebuilding it"
