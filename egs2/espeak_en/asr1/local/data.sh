@@ -104,4 +104,9 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         --wav_dir "${audio_dir}/test_noisy" --snr "${snr}" --noise_type "${noise_type}" --seed "${seed}"
 fi
 
+for subset in train dev test test_noisy; do
+    if [ -f "${data_dir}/${subset}/wav.scp" ]; then
+        utils/validate_data_dir.sh --no-feats "${data_dir}/${subset}"
+    fi
+done
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -43,7 +43,8 @@ def synthesize_utterance(utt: Utterance, wav_path: Path, fs: int, espeak_ng: str
         sox: Path of the sox executable.
     """
     speak = [espeak_ng, "-v", utt.voice, "-s", str(utt.rate), "-p", str(utt.pitch), "--stdout"]
-    resample = [sox, "-q", "-t", "wav", "-", "-t", "wav", "-r", str(fs), "-c", "1", "-b", "16", str(wav_path)]
+    # -D: no dither, which sox would otherwise draw at random when it rounds the resampled audio to 16 bits.
+    resample = [sox, "-q", "-D", "-t", "wav", "-", "-t", "wav", "-r", str(fs), "-c", "1", "-b", "16", str(wav_path)]
     # espeak-ng reads the text from stdin, so no word can be mistaken for an option.
     speech = subprocess.run(speak, input=utt.transcript.lower().encode(), capture_output=True, check=False)
     if speech.returncode != 0 or not speech.stdout:

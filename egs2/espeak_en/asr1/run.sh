@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Samba-ASR on espeak_en, the offline demo corpus: fortune-cookie sentences read by espeak-ng voices,
+# tested on held-out voices, clean and with 10 dB noise. CPU only; see README.md for timings and results.
+#
+#   ./run.sh                                                   # Samba-ASR (Mamba encoder + Mamba decoder)
+#   ./run.sh --stage 10 --asr_config conf/train_asr_conformer.yaml   # Conformer + Transformer baseline
+# Set bash to 'debug' mode, it will exit on :
+# -e 'error', -u 'undefined variable', -o ... 'error in pipeline', -x 'print commands',
+set -e
+set -u
+set -o pipefail
+
+train_set="train"
+valid_set="dev"
+test_sets="test test_noisy"
+
+asr_config=conf/train_asr_samba.yaml
+inference_config=conf/decode_asr.yaml
+
+./asr.sh \
+    --lang en \
+    --ngpu 0 \
+    --nj 2 \
+    --inference_nj 2 \
+    --feats_type fbank \
+    --token_type char \
+    --use_lm false \
+    --max_wav_duration 10 \
+    --train_set "${train_set}" \
+    --valid_set "${valid_set}" \
+    --test_sets "${test_sets}" \
+    --asr_config "${asr_config}" \
+    --inference_config "${inference_config}" \
+    --inference_asr_model valid.acc.ave.pth \
+    --local_data_opts "--nj 2" "$@"
