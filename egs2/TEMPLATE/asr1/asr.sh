@@ -286,10 +286,15 @@ case "${audio_format}" in
 esac
 _fs=$(python3 -c "import sys; v = sys.argv[1].lower(); print(int(float(v[:-1]) * 1000) if v.endswith('k') else int(v))" "${fs}")
 
-# Use the same text as ASR for bpe training if not specified.
-[ -z "${bpe_train_text}" ] && bpe_train_text="${data_feats}/${train_set}/text"
-# Use the same text as ASR for lm training if not specified.
-[ -z "${lm_train_text}" ] && lm_train_text="${data_feats}/${train_set}/text"
+# Use the same text as ASR for bpe and lm training if not specified; with speed perturbation, the text of the
+# original training set (the perturbed copies repeat it).
+if [ -n "${speed_perturb_factors}" ]; then
+    _train_text="data/${train_set}/text"
+else
+    _train_text="${data_feats}/${train_set}/text"
+fi
+[ -z "${bpe_train_text}" ] && bpe_train_text="${_train_text}"
+[ -z "${lm_train_text}" ] && lm_train_text="${_train_text}"
 # Use the same text as ASR for lm training if not specified.
 [ -z "${lm_dev_text}" ] && lm_dev_text="${data_feats}/${valid_set}/text"
 # Use the text of the 1st evaldir if lm_test is not specified

@@ -1,0 +1,64 @@
+"""End-to-end: a throw-away recipe around egs2/TEMPLATE/asr1 runs asr.sh stages 1-13 (ESPnet's tiny transformer,
+--ngpu 0, 1 epoch, char tokens, speed perturbation, an RNN LM), then packing (stage 14) and fbank features."""
+import zipfile
+
+import pytest
+
+from test_template_support import make_recipe, run_asr, write_local_data_sh
+
+pytestmark = pytest.mark.slow
+
+ASR_EXP = "exp/asr_train_asr_raw_char_sp"
+DECODE_DIR = f"{ASR_EXP}/decode_asr_lm_lm_train_lm_char_valid.loss.ave_asr_model_valid.acc.ave/test"
+
+
+@pytest.fixture(scope="module")
+def trained_recipe(tmp_path_factory):
+    recipe = make_recipe(tmp_path_factory.mktemp("e2e"))
+    write_local_data_sh(recipe)
+    # One job per stage except decoding (two jobs, merged): the machine running the tests may have two cores.
+    result = run_asr(recipe, "--stop_stage", "13", "--speed_perturb_factors", "0.9 1.0 1.1",
+                     "--score_open_asr_normalizer", "true", "--python", "python3 -X utf8", "--nj", "1")
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return recipe, result
+
+
+def test_stages_1_to_13_write_results_md(trained_recipe):
+    recipe, result = trained_recipe
+    train_ids = [line.split()[0] for line in (recipe / "dump/raw/train_sp/wav.scp").read_text().splitlines()]
+    assert len(train_ids) == 72 and sum(utt.startswith("sp0.9-") for utt in train_ids) == 24
+    assert (recipe / "exp/lm_train_lm_char/perplexity_test/ppl").exists()
+    assert len((recipe / DECODE_DIR / "text").read_text().splitlines()) == 4
+    results = (recipe / ASR_EXP / "RESULTS.md").read_text()
+    for section in ("## Environments", "## asr_train_asr_raw_char_sp", "- Params: ", "### WER", "### CER",
+                    "### WER (Open ASR Leaderboard normalisation)", "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|",
+                    "![loss](images/loss.png)", "![acc](images/acc.png)"):
+        assert section in results
+    assert (recipe / ASR_EXP / "images" / "loss.png").exists()
+    row = next(line for line in results.splitlines() if line.startswith("|decode_asr_lm"))
+    assert row.split("|")[2:4] == ["4", "12"]  # 4 test sentences of 3 words
+    assert "Stage 11: ASR Training" in result.stdout and "log: 'exp/asr_train_asr_raw_char_sp/train.log'" in result.stdout
+    assert "run.pl: 2/2 jobs done" in result.stderr and "decoding test: " in result.stderr
+
+
+def test_stage_14_packs_the_model(trained_recipe):
+    recipe, _ = trained_recipe
+    result = run_asr(recipe, "--stage", "14", "--skip_packing", "false", "--speed_perturb_factors", "0.9 1.0 1.1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    packed = recipe / ASR_EXP / "asr_train_asr_raw_char_sp_valid.acc.ave.zip"
+    names = zipfile.ZipFile(packed).namelist()
+    assert any(name.endswith("config.yaml") for name in names)
+    assert any(name.endswith("valid.acc.ave.pth") for name in names)
+    assert any(name.endswith("RESULTS.md") for name in names)
+
+
+def test_fbank_features_feed_asr_statistics(trained_recipe):
+    recipe, _ = trained_recipe
+    result = run_asr(recipe, "--stage", "3", "--stop_stage", "10", "--feats_type", "fbank", "--dumpdir", "dump_fbank",
+                     "--use_lm", "false", "--skip_train", "false", "--asr_stats_dir", "exp/asr_stats_fbank")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (recipe / "dump_fbank/fbank/train/feats_dim").read_text().strip() == "80"
+    shapes = (recipe / "dump_fbank/fbank/train/feats_shape").read_text().splitlines()
+    assert len(shapes) == 24 and all(line.split()[1].endswith(",80") for line in shapes)
+    assert "--input_size=80" in (recipe / "exp/asr_stats_fbank/logdir/stats.1.log").read_text()
+    assert (recipe / "exp/asr_stats_fbank/train/feats_stats.npz").exists()
