@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the espnet-samba environment in tools/venv from nothing.
 #
-#   tools/install.sh            # venv + torch + ESPnet + espnet-samba (editable) + test deps + kernels + sclite/espeak-ng
+#   tools/install.sh            # venv + torch + ESPnet + espnet-samba (editable) + test deps + kernels
+#                               # + sclite, espeak-ng, sox and fortunes (Debian packages, when root)
 #
 # Running it again is fast and changes nothing: each step leaves a stamp in tools/venv/.stamps named after the
 # content hash of what it installed, and is skipped while the stamp matches.
@@ -95,14 +96,16 @@ install_system_tools() {
     command -v sclite >/dev/null 2>&1 || [[ -x /usr/lib/sctk/bin/sclite ]] || missing+=(sctk)
     command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
     command -v sox >/dev/null 2>&1 || missing+=(sox)
-    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng and sox found"; return 0; }
+    # The demo corpus (egs2/espeak_en) reads its English sentences from the fortune database.
+    [[ -d /usr/share/games/fortunes ]] || missing+=(fortunes)
+    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng, sox and fortunes found"; return 0; }
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         log "system tools: apt-get install ${missing[*]}"
         apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
         log "WARNING: missing ${missing[*]}: install them (Debian/Ubuntu: sudo apt-get install ${missing[*]});"
-        log "         scoring needs sclite (sctk), the demo corpus needs espeak-ng and sox."
+        log "         scoring needs sclite (sctk), the demo corpus needs espeak-ng, sox and fortunes."
     fi
 }
 
