@@ -41,12 +41,16 @@ setup(
         "sentencepiece>=0.1.99",
         "humanfriendly>=10.0",
         "pyyaml>=6.0",
+        # Recipes: training curves (ESPnet's images/), scoring with the Open ASR Leaderboard normaliser.
+        "matplotlib>=3.7",
+        "whisper-normalizer==0.1.15",
     ],
     extras_require={
         # CUDA kernels: source-only packages that need torch at build time, so they are built by
         # tools/install.sh (`pip install --no-build-isolation`), not resolved from here.
         "cuda": ["mamba-ssm==2.3.2.post1", "causal-conv1d==1.7.0"],
-        "test": ["pytest>=8", "matplotlib>=3.7"],
-        "bench": ["mambapy==1.2.0", "matplotlib>=3.7"],
+        "test": ["pytest>=8"],
+        # mambapy's parallel scan is the CPU baseline of bench/bench_mixer.py.
+        "bench": ["mambapy==1.2.0"],
     },
 )

@@ -4,11 +4,13 @@
     tools/venv/bin/python tools/check_install.py
 
 Exits 1 when something required is missing (torch, torchaudio, ESPnet, espnet-samba and its registration,
-sclite); the CUDA kernels, espeak-ng and sox are reported but optional (GPU training; the demo corpus).
+sclite); the CUDA kernels, espeak-ng, sox and fortunes are reported but optional (GPU training; the demo
+corpus).
 """
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -89,6 +91,10 @@ def main() -> int:
     rows.append(executable("sclite", [], True, "scoring"))
     rows.append(executable("espeak-ng", ["--version"], False, "the demo corpus"))
     rows.append(executable("sox", ["--version"], False, "speed perturbation, the demo corpus"))
+    fortunes = "/usr/share/games/fortunes"
+    rows.append(("fortunes", os.path.isdir(fortunes),
+                 fortunes if os.path.isdir(fortunes) else "not found (demo corpus text); apt-get install fortunes",
+                 False))
 
     width = max(len(name) for name, *_ in rows)
     for name, found, detail, required in rows:
