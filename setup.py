@@ -43,6 +43,8 @@ setup(
         "pyyaml>=6.0",
         # Recipes: training curves (ESPnet's images/), scoring with the Open ASR Leaderboard normaliser.
         "matplotlib>=3.7",
+        # ESPnet's trainer writes tensorboard logs unless a config sets use_tensorboard: false.
+        "tensorboard>=2.14",
         "whisper-normalizer==0.1.15",
     ],
     extras_require={
