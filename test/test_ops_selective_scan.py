@@ -178,3 +178,9 @@ def test_mismatched_shapes_raise_naming_the_input(name, shape, message):
     inputs[name] = torch.zeros(shape)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         selective_scan(**inputs)
+
+
+def test_nonpositive_chunk_length_raises():
+    inputs = make_scan_inputs(1, 2, 3, 4, torch.float32, with_options=False)
+    with pytest.raises(ValueError, match="chunk_length must be a positive frame count"):
+        chunked_selective_scan(**inputs, chunk_length=0)

@@ -93,7 +93,8 @@ def test_causal_conv_and_its_gradients_match_causal_conv1d_reference(
     actual = causal_conv1d(x, weight, bias, activation=activation)
     torch.testing.assert_close(actual, expected, **TOLERANCE[dtype])
     grad_out = torch.randn(expected.shape, generator=generator, dtype=dtype)
-    for got, want in zip(torch.autograd.grad(actual, leaves, grad_out), torch.autograd.grad(expected, leaves, grad_out)):
+    actual_grads = torch.autograd.grad(actual, leaves, grad_out)
+    for got, want in zip(actual_grads, torch.autograd.grad(expected, leaves, grad_out)):
         torch.testing.assert_close(got, want, **TOLERANCE[dtype])
 
 

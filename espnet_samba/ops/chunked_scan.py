@@ -276,6 +276,8 @@ def chunked_selective_scan(
     Returns:
         y (B, D, L) in the dtype of `u`, and h_L when asked.
     """
+    if chunk_length is not None and chunk_length < 1:
+        raise ValueError(f"chunked_selective_scan: chunk_length must be a positive frame count, got {chunk_length}")
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     batch, dim, _ = u.shape
     chunk_length = chunk_length or default_chunk_length(batch, dim, A.shape[1])

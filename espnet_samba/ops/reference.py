@@ -1,7 +1,8 @@
 """Readable reference implementations of every op: the definition that the fast paths are tested against.
 
-They follow the equations of the Mamba paper one time step at a time and compute in float64 when an input is
-float64, in float32 otherwise (bf16/fp16 included). They are slow by design (a Python loop over time): never use them outside tests.
+They follow the equations of the Mamba paper one time step at a time and compute in float64 when an input
+is float64, in float32 otherwise (bf16/fp16 included). They are slow by design (a Python loop over time): never
+use them outside tests.
 """
 from __future__ import annotations
 
