@@ -19,6 +19,10 @@ earlier cases. Where /proc/self/clear_refs cannot be written, ru_maxrss is used 
 
 Also printed: the per-token `step` latency at batch 10 (a decoder beam), which does not need a subprocess.
 
+Threads: measure on an otherwise idle machine with the default thread count. On a shared machine (more busy
+processes than cores) pass `--threads 1`: there every multi-threaded op waits for its preempted sibling thread,
+which penalises the chunked scan's ~3 small ops per frame far more than pscan's few large ones.
+
 Usage: tools/venv/bin/python bench/bench_mixer.py [--repeats 3] [--threads 2]
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from espnet_samba.ops.chunked_scan import chunked_selective_scan
+from espnet_samba.ops.chunked_scan import chunked_selective_scan, softplus
 from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
 from espnet_samba.ops.precision import compute_dtype
 
@@ -144,11 +144,11 @@ def _state_update_in_place(
     if dt_bias is not None:
         dt = dt + dt_bias.to(dtype)
     if dt_softplus:
-        dt = F.softplus(dt)
+        dt = softplus(dt)
     new_state = torch.mul(dt[:, :, None], A.to(dtype)).exp_()
     new_state.mul_(state).addcmul_((dt * x_compute)[:, :, None], B.to(dtype)[:, None, :])
     state.copy_(new_state)
-    y = torch.bmm(new_state, C.to(dtype)[:, :, None])[:, :, 0]
+    y = torch.mul(new_state, C.to(dtype)[:, None, :]).sum(-1)
     if D is not None:
         y.addcmul_(x_compute, D.to(dtype))
     if z is not None:
