@@ -11,6 +11,9 @@ import torch.nn.functional as F
 
 from espnet_samba.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
 
+# Pre-softplus Δ for padded frames: softplus(-1e4 + bias) underflows to exactly 0 in float32, bf16 and fp16.
+_FROZEN_DT = -1e4
+
 
 @dataclass
 class MambaState:
@@ -162,16 +165,14 @@ class MambaMixer(nn.Module):
         dt, B, C = self._split_projection(x.transpose(1, 2))
         A = -torch.exp(self.A_log.float())
         dt = dt.transpose(1, 2)
-        delta_bias = self.dt_proj.bias.float()
-        softplus_in_scan = True
         if return_final_state and lengths is not None:
-            # Δ = 0 past a sequence's end freezes its state there: exp(0·A) = 1 and the input term vanishes.
-            valid = torch.arange(length, device=x.device)[None, :] < lengths.to(x.device)[:, None]
-            dt = F.softplus(dt.float() + delta_bias[:, None]) * valid[:, None, :]
-            delta_bias, softplus_in_scan = None, False
+            # Δ = softplus(-1e4 + bias) = 0 past a sequence's end freezes its state there (exp(0·A) = 1 and the
+            # input term vanishes), while the softplus stays fused inside the scan.
+            padding = torch.arange(length, device=x.device)[None, :] >= lengths.to(x.device)[:, None]
+            dt = dt.masked_fill(padding[:, None, :], _FROZEN_DT)
         scanned = selective_scan(
             x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z,
-            delta_bias=delta_bias, delta_softplus=softplus_in_scan, return_last_state=return_final_state,
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, return_last_state=return_final_state,
         )
         if not return_final_state:
             return self.out_proj(scanned.transpose(1, 2))
