@@ -23,7 +23,8 @@ inference_config=conf/decode_asr.yaml
     --nj 2 \
     --inference_nj 2 \
     --feats_type fbank \
-    --token_type char \
+    --token_type bpe \
+    --nbpe 150 \
     --use_lm false \
     --max_wav_duration 10 \
     --train_set "${train_set}" \
