@@ -16,6 +16,7 @@ import torch
 
 import espnet_samba
 from espnet.nets.batch_beam_search import BatchBeamSearch
+from espnet.nets.beam_search import BeamSearch
 from espnet.nets.scorer_interface import BatchScorerInterface
 from espnet_samba.asr.decoder import MambaDecoder
 
@@ -101,6 +102,10 @@ class TeacherForcedScorer(BatchScorerInterface):
     def init_state(self, x: torch.Tensor) -> None:
         return None
 
+    def score(self, ys: torch.Tensor, state: Any, x: torch.Tensor) -> Tuple[torch.Tensor, Any]:
+        logp, _ = self.batch_score(ys[None], [state], x[None])
+        return logp[0], None
+
     def batch_score(self, ys: torch.Tensor, states: List[Any], xs: torch.Tensor) -> Tuple[torch.Tensor, List[Any]]:
         n_hyps, frames = ys.size(0), xs.size(1)
         logits, _ = self.decoder(
@@ -178,3 +183,17 @@ def test_beam_search_equals_search_with_prefix_recomputation(asr_config, lm_conf
         for key, score in reference_hypothesis.scores.items():
             torch.testing.assert_close(hypothesis.scores[key], score, rtol=0, atol=1e-8)
         assert ("lm" in hypothesis.scores) == with_lm
+
+
+
+def test_non_batch_beam_search_equals_search_with_prefix_recomputation(asr_config):
+    """ESPnet falls back to the per-hypothesis `BeamSearch` (decoder.score) when a scorer cannot batch."""
+    options = dict(beam_size=3, ctc_weight=0.3, nbest=3)
+    recurrent, reference = speech_to_text(asr_config, **options), speech_to_text(asr_config, **options)
+    reference.asr_model.load_state_dict(recurrent.asr_model.state_dict())
+    oracle = TeacherForcedScorer(reference.asr_model.decoder)
+    reference.beam_search.scorers["decoder"] = reference.beam_search.full_scorers["decoder"] = oracle
+    recurrent.beam_search.__class__ = reference.beam_search.__class__ = BeamSearch
+    for (_, _, _, hypothesis), (_, _, _, expected) in zip(recurrent(SPEECH), reference(SPEECH)):
+        assert hypothesis.yseq.tolist() == expected.yseq.tolist()
+        torch.testing.assert_close(hypothesis.scores["decoder"], expected.scores["decoder"], rtol=0, atol=1e-8)
