@@ -107,9 +107,8 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
             "linear_units": linear_units,
             "src_attention_dropout_rate": src_attention_dropout_rate,
         }
-        d_model = d_model or encoder_output_size
+        d_model = encoder_output_size if d_model is None else d_model
         self.sos = self.eos = vocab_size - 1
-        self.cross_connection = cross_connection
         self.embed = TokenEmbedding(vocab_size, d_model, positional_encoding, positional_dropout_rate)
         self.memory_projection = (
             nn.Identity() if d_model == encoder_output_size else nn.Linear(encoder_output_size, d_model)
