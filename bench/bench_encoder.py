@@ -12,17 +12,24 @@ Each Mamba encoder has the Conformer's parameter count within 10% (checked and p
 
 Each (encoder, length) point runs in a fresh subprocess at batch 1 under `torch.inference_mode`: build the encoder,
 run a 1 s warm-up, then time the forward pass (median of `--repeats` runs when one run is shorter than 10 s, else
-one run). Peak memory: after the warm-up the child resets the kernel's peak-RSS counter (`echo 5 >
+one run); the process CPU time (all threads) of the same runs is printed beside it, a check on wall times taken
+on a loaded machine. Peak memory: after the warm-up the child resets the kernel's peak-RSS counter (`echo 5 >
 /proc/self/clear_refs`) and reads its current RSS; after the timed runs it reads the peak (VmHWM). The table shows
 peak minus that baseline, the memory the forward pass needed beyond weights and inputs, whoever allocated it
 (PyTorch, MKL, oneDNN). Where clear_refs cannot be written, the child's ru_maxrss (a peak since start-up, warm-up
 included) minus its RSS after the warm-up is used instead, and the output says so.
 
+Threads: `--threads 1` gives stable numbers on a shared machine. With several threads, a run whose threads are
+descheduled by other processes waits at every parallel region, and the Mamba layers (many small ops per chunk of
+the scan) suffer far more from that than the Conformer's large matrix products, so a loaded machine then
+reports mostly noise.
+
 Targets checked at the end, for every Mamba encoder: linear scaling (time at 320 s <= 40 x time at 10 s), >= 5x
 faster than the Conformer at 320 s, and less peak memory than the Conformer at 320 s.
 
 Usage: tools/venv/bin/python bench/bench_encoder.py [--seconds 10 40 160 320] [--encoders conformer bimamba ...]
-       [--repeats 3] [--threads N] [--plot bench/encoder_scaling.png]
+       [--repeats 3] [--threads 1] [--plot bench/encoder_scaling.png]
+Needs ~18 GiB of free memory: the Conformer's attention at 320 s.
 """
 from __future__ import annotations
 
@@ -117,10 +124,12 @@ def measure_point(name: str, seconds: float, repeats: int) -> dict:
         exact_peak = reset_peak_rss()
         baseline_kib = read_status_kib("VmRSS")
         times: List[float] = []
+        cpu_times: List[float] = []
         while len(times) < repeats:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             encoder(features, lengths)
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
             if times[-1] > LONG_RUN_S:
                 break
     peak_kib = read_status_kib("VmHWM") if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -128,6 +137,7 @@ def measure_point(name: str, seconds: float, repeats: int) -> dict:
         "encoder": name,
         "seconds": seconds,
         "time_s": statistics.median(times),
+        "cpu_s": statistics.median(cpu_times),
         "peak_mib": (peak_kib - baseline_kib) / 1024,
         "exact_peak": exact_peak,
         "params_m": sum(p.numel() for p in encoder.parameters()) / 1e6,
@@ -150,12 +160,11 @@ def print_table(results: Dict[str, Dict[float, dict]], seconds: List[float]) -> 
     baseline = results[BASELINE]
     print("\nparameters: " + ", ".join(f"{n} {results[n][seconds[0]]['params_m']:.2f}M" for n in names))
     header = f"{'audio':>7} | " + " | ".join(f"{n:>22}" for n in names)
-    print("\ntime (s) [conformer time / encoder time]\n" + header)
-    for s in seconds:
-        cells = [
-            f"{results[n][s]['time_s']:9.3f} [{baseline[s]['time_s'] / results[n][s]['time_s']:6.2f}x]" for n in names
-        ]
-        print(f"{s:>6g}s | " + " | ".join(f"{c:>22}" for c in cells))
+    for key, title in [("time_s", "wall time"), ("cpu_s", "process CPU time")]:
+        print(f"\n{title} (s) [conformer / encoder]\n" + header)
+        for s in seconds:
+            cells = [f"{results[n][s][key]:9.3f} [{baseline[s][key] / results[n][s][key]:6.2f}x]" for n in names]
+            print(f"{s:>6g}s | " + " | ".join(f"{c:>22}" for c in cells))
     print("\npeak memory above weights (MiB) [conformer / encoder]\n" + header)
     for s in seconds:
         cells = [
@@ -238,7 +247,11 @@ def main() -> None:
         for name in names:
             point = run_point(name, s, args.repeats, args.threads)
             results[name][s] = point
-            print(f"{name:>13} {s:6g} s: {point['time_s']:8.3f} s, {point['peak_mib']:8.1f} MiB", flush=True)
+            print(
+                f"{name:>13} {s:6g} s: {point['time_s']:8.3f} s wall, {point['cpu_s']:8.3f} s CPU, "
+                f"{point['peak_mib']:8.1f} MiB, load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
     if not all(p["exact_peak"] for points in results.values() for p in points.values()):
         print("note: /proc/self/clear_refs not writable; peaks are ru_maxrss minus RSS after warm-up")
     print_table(results, seconds)

@@ -6,7 +6,7 @@ from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 from espnet2.asr.ctc import CTC
 from espnet2.asr.espnet_model import ESPnetASRModel
-from espnet_samba.asr.encoder.input_layers import CONV_SUBSAMPLING, build_input_layer
+from espnet_samba.asr.encoder.input_layers import CONV_SUBSAMPLING, build_input_layer, subsample_in_chunks
 from espnet_samba.asr.encoder.mamba_encoder import MambaEncoder
 from espnet_samba.modules.bidirectional import BidirectionalMambaBlock, reverse_within_lengths
 
@@ -80,6 +80,18 @@ def test_output_lengths_are_espnet_subsampling_lengths_alone(input_layer):
         frames, mask = subsampling(xs, torch.ones(1, 1, length, dtype=torch.bool))
         _, olens, _ = encoder(xs, torch.tensor([length]))
         assert olens.item() == frames.size(1) == mask.sum().item()
+
+
+@pytest.mark.parametrize("input_layer", sorted(CONV_SUBSAMPLING))
+@pytest.mark.parametrize("chunk_frames", [1, 3, 1000])
+def test_subsampling_in_chunks_equals_one_pass(input_layer, chunk_frames):
+    """Oracle: ESPnet's subsampling module run once over the whole input."""
+    subsampling = build_input_layer(input_layer, FEATS, SIZE, 0.0).eval()
+    xs = torch.randn(2, 64, FEATS)
+    with torch.no_grad():
+        expected, _ = subsampling(xs, None)
+        chunked = subsample_in_chunks(subsampling, CONV_SUBSAMPLING[input_layer], xs, chunk_frames)
+    torch.testing.assert_close(chunked, expected)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

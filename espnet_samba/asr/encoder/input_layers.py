@@ -10,6 +10,11 @@ two output frames whose receptive field reaches into the padding (e.g. conv2d: 3
 frames alone but 8 "valid" ones beside a 40-frame utterance). A bidirectional or attention layer would read those
 frames, and an utterance's output would depend on its batch. Here an output frame is valid exactly when all the
 input frames it sees are valid, which is also the number of frames ESPnet gives the utterance alone.
+
+Long inputs are subsampled in overlapping pieces of `SUBSAMPLING_CHUNK_FRAMES` output frames. The convolutions are
+local, so each output frame is computed from exactly the same input frames as in one pass, but the
+(B, D, T/2, F/2) feature map of the first convolution, 640 MB for 320 s of audio at D = 256, and the unfolded
+input of the second never exist for the whole input at once: peak memory stays bounded and time linear.
 """
 from __future__ import annotations
 
@@ -18,7 +23,6 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple, Type
 import torch
 import torch.nn as nn
 
-from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
 from espnet.nets.pytorch_backend.transformer.subsampling import (
     Conv2dSubsampling,
     Conv2dSubsampling1,
@@ -31,19 +35,29 @@ from espnet.nets.pytorch_backend.transformer.subsampling import (
 
 
 class Subsampling(NamedTuple):
-    """An ESPnet subsampling class and its output length for an input of `lengths` frames (its valid convolutions)."""
+    """An ESPnet subsampling class and the geometry of its valid convolutions over time.
+
+    Attributes:
+        module_class: the ESPnet module.
+        output_length: number of output frames for an input of n frames.
+        stride: input frames between consecutive output frames.
+        receptive_field: input frames each output frame sees (output frame t sees [t * stride, t * stride + rf)).
+    """
 
     module_class: Type[nn.Module]
     output_length: Callable[[torch.Tensor], torch.Tensor]
+    stride: int
+    receptive_field: int
 
 
 CONV_SUBSAMPLING: Dict[str, Subsampling] = {
-    "conv2d": Subsampling(Conv2dSubsampling, lambda n: ((n - 1) // 2 - 1) // 2),  # T / 4
-    "conv2d1": Subsampling(Conv2dSubsampling1, lambda n: n - 4),  # no subsampling
-    "conv2d2": Subsampling(Conv2dSubsampling2, lambda n: (n - 1) // 2 - 2),  # T / 2
-    "conv2d6": Subsampling(Conv2dSubsampling6, lambda n: ((n - 1) // 2 - 2) // 3),  # T / 6
-    "conv2d8": Subsampling(Conv2dSubsampling8, lambda n: (((n - 1) // 2 - 1) // 2 - 1) // 2),  # T / 8
+    "conv2d": Subsampling(Conv2dSubsampling, lambda n: ((n - 1) // 2 - 1) // 2, 4, 7),
+    "conv2d1": Subsampling(Conv2dSubsampling1, lambda n: n - 4, 1, 5),
+    "conv2d2": Subsampling(Conv2dSubsampling2, lambda n: (n - 1) // 2 - 2, 2, 7),
+    "conv2d6": Subsampling(Conv2dSubsampling6, lambda n: ((n - 1) // 2 - 2) // 3, 6, 11),
+    "conv2d8": Subsampling(Conv2dSubsampling8, lambda n: (((n - 1) // 2 - 1) // 2 - 1) // 2, 8, 15),
 }
+SUBSAMPLING_CHUNK_FRAMES = 1024
 INPUT_LAYERS = (*CONV_SUBSAMPLING, "linear", "embed", None)
 
 
@@ -91,6 +105,29 @@ def _subsampling_of(embed: nn.Module) -> Optional[Subsampling]:
     return None
 
 
+def subsample_in_chunks(
+    embed: nn.Module, subsampling: Subsampling, xs_pad: torch.Tensor, chunk_frames: int = SUBSAMPLING_CHUNK_FRAMES
+) -> torch.Tensor:
+    """`embed(xs_pad)` computed `chunk_frames` output frames at a time, each from just the input frames it sees.
+
+    Args:
+        embed: an ESPnet convolutional subsampling module described by `subsampling`.
+        xs_pad: (B, T, F).
+        chunk_frames: output frames per piece.
+
+    Returns:
+        (B, T', D), as from one pass.
+    """
+    total = int(subsampling.output_length(xs_pad.size(1)))
+    pieces = []
+    for start in range(0, total, chunk_frames):
+        stop = min(start + chunk_frames, total)
+        first_input = start * subsampling.stride
+        last_input = (stop - 1) * subsampling.stride + subsampling.receptive_field
+        pieces.append(embed(xs_pad[:, first_input:last_input], None)[0])
+    return torch.cat(pieces, dim=1)
+
+
 def apply_input_layer(
     embed: nn.Module, xs_pad: torch.Tensor, ilens: torch.Tensor
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -118,6 +155,4 @@ def apply_input_layer(
             xs_pad.size(1),
             limit,
         )
-    masks = ~make_pad_mask(ilens, maxlen=xs_pad.size(1))[:, None, :].to(xs_pad.device)
-    xs, _ = embed(xs_pad, masks)
-    return xs, subsampling.output_length(ilens).clamp(min=0)
+    return subsample_in_chunks(embed, subsampling, xs_pad), subsampling.output_length(ilens).clamp(min=0)
