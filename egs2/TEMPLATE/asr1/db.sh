@@ -7,3 +7,5 @@ LIBRISPEECH=${LIBRISPEECH:-downloads}
 # Local releases (licensed; not downloaded by the recipes).
 GIGASPEECH=${GIGASPEECH:-}
 SPGISPEECH=${SPGISPEECH:-}
+# Text source of the offline demo corpus (egs2/espeak_en): Debian's `fortunes` package.
+FORTUNES=${FORTUNES:-/usr/share/games/fortunes}
