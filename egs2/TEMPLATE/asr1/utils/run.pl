@@ -22,60 +22,22 @@ Exit status: 0 if every job succeeded; 1 otherwise, naming the failed jobs and t
 Named "run.pl" for compatibility with Kaldi/ESPnet tooling: espnet2.bin.launch dispatches on this file name.
 """
 import os
-import re
-import shlex
 import signal
 import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, NoReturn, Optional, Tuple, Union
 
-JOB_RANGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+):(\d+)$")
-JOB_SINGLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)$")
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import job_command_line  # noqa: E402 (lives beside this script)
+
 PROGRESS_INTERVAL_S = float(os.environ.get("RUN_PL_PROGRESS_INTERVAL", "10"))
 
 
-def die(message: str) -> None:
-    print(f"run.pl: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def parse_args(argv: List[str]) -> Tuple[Dict[str, str], Optional[Tuple[str, int, int]], str, List[str]]:
-    """Split argv into (options, (job_var, first, last) or None, log template, command args)."""
-    options: Dict[str, str] = {}
-    while argv and argv[0].startswith("--"):
-        name = argv.pop(0)[2:].replace("-", "_")
-        if "=" in name:
-            name, value = name.split("=", 1)
-        elif argv:
-            value = argv.pop(0)
-        else:
-            die(f"option --{name} needs a value")
-        options[name] = value
-    job_range = None
-    if argv:
-        match = JOB_RANGE.match(argv[0]) or JOB_SINGLE.match(argv[0])
-        if match:
-            argv.pop(0)
-            first = int(match.group(2))
-            last = int(match.group(3)) if match.lastindex == 3 else first
-            if first < 1 or last < first:
-                die(f"invalid job range {match.group(0)}: it must be VAR=a:b with 1 <= a <= b")
-            job_range = (match.group(1), first, last)
-    if len(argv) < 2:
-        die("usage: run.pl [options] [JOB=1:N] <log-file> <command> [<args>...]")
-    log_template = argv.pop(0)
-    return options, job_range, log_template, argv
-
-
-def build_command(args: List[str]) -> str:
-    """Join args into one bash command line the way Kaldi's run.pl does."""
-    parts = []
-    for arg in args:
-        parts.append(arg if re.fullmatch(r"\S+", arg) else shlex.quote(arg))
-    return " ".join(parts)
+def die(message: str) -> NoReturn:
+    job_command_line.die("run.pl", message)
 
 
 def substitute(text: str, variable: Optional[str], job: Union[int, str]) -> str:
@@ -108,12 +70,12 @@ def finish_log(log_path: Path, return_code: int, started: float) -> None:
 
 
 def main() -> None:
-    options, job_range, log_template, command_args = parse_args(sys.argv[1:])
+    options, job_range, log_template, command_args = job_command_line.parse_args("run.pl", sys.argv[1:])
     max_jobs = int(options.get("max_jobs_run", os.cpu_count() or 1))
     if max_jobs < 1:
         die(f"--max-jobs-run must be >= 1, got {max_jobs}")
     variable, first, last = job_range if job_range else (None, 1, 1)
-    command_template = build_command(command_args)
+    command_template = job_command_line.build_command(command_args)
     jobs = [
         (job, substitute(command_template, variable, job), Path(substitute(log_template, variable, job)))
         for job in range(first, last + 1)

@@ -33,18 +33,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NoReturn, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+import job_command_line  # noqa: E402 (lives beside this script)
 
 TEMPLATE_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "slurm.conf"
-JOB_RANGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+):(\d+)$")
-JOB_SINGLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)$")
 POLL_MAX_S = float(os.environ.get("SLURM_PL_POLL_MAX", "30"))
 QUEUE_CHECK_S = 120.0
 
 
-def die(message: str) -> None:
-    print(f"slurm.pl: {message}", file=sys.stderr)
-    sys.exit(1)
+def die(message: str) -> NoReturn:
+    job_command_line.die("slurm.pl", message)
 
 
 class SlurmConfig:
@@ -93,39 +93,6 @@ class SlurmConfig:
             elif name not in self.defaults:
                 die(f"option --{name} is not mapped in the config file; add e.g. 'option {name}=* <sbatch options>'")
         return result
-
-
-def parse_args(argv: List[str]) -> Tuple[Dict[str, str], Optional[Tuple[str, int, int]], str, List[str]]:
-    """Split argv into (options, (job_var, first, last) or None, log template, command args)."""
-    options: Dict[str, str] = {}
-    while argv and argv[0].startswith("--"):
-        name = argv.pop(0)[2:].replace("-", "_")
-        if "=" in name:
-            name, value = name.split("=", 1)
-        elif argv:
-            value = argv.pop(0)
-        else:
-            die(f"option --{name} needs a value")
-        options[name] = value
-    job_range = None
-    if argv:
-        match = JOB_RANGE.match(argv[0]) or JOB_SINGLE.match(argv[0])
-        if match:
-            argv.pop(0)
-            first = int(match.group(2))
-            last = int(match.group(3)) if match.lastindex == 3 else first
-            if first < 1 or last < first:
-                die(f"invalid job range {match.group(0)}: it must be VAR=a:b with 1 <= a <= b")
-            job_range = (match.group(1), first, last)
-    if len(argv) < 2:
-        die("usage: slurm.pl [options] [JOB=1:N] <log-file> <command> [<args>...]")
-    log_template = argv.pop(0)
-    return options, job_range, log_template, argv
-
-
-def build_command(args: List[str]) -> str:
-    """Join args into one bash command line the way run.pl does (args without whitespace are kept as-is)."""
-    return " ".join(arg if re.fullmatch(r"\S+", arg) else shlex.quote(arg) for arg in args)
 
 
 def write_batch_script(
@@ -212,7 +179,7 @@ def wait_for_tasks(job_id: str, done_prefix: Path, jobs: List[int]) -> Dict[int,
 
 
 def main() -> None:
-    options, job_range, log_template, command_args = parse_args(sys.argv[1:])
+    options, job_range, log_template, command_args = job_command_line.parse_args("slurm.pl", sys.argv[1:])
     config_path = Path(options.pop("config", "conf/slurm.conf"))
     if not config_path.exists():
         config_path = TEMPLATE_CONFIG
@@ -230,7 +197,7 @@ def main() -> None:
     for job in jobs:
         Path(f"{done_prefix}.{job}").unlink(missing_ok=True)
     script = queue_dir / f"{base}.sh"
-    write_batch_script(script, done_prefix, variable, first, last, log_template, build_command(command_args))
+    write_batch_script(script, done_prefix, variable, first, last, log_template, job_command_line.build_command(command_args))
 
     sbatch = config.command + config.sbatch_options(options)
     if job_range:
