@@ -17,13 +17,15 @@ import soundfile
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs2" / "espeak_en" / "asr1"
-SUBSETS = ("train", "dev", "test", "test_noisy")
+SUBSETS = ("train", "dev", "test", "test_noisy", "train_mc", "dev_mc")
 KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
-TINY = ["--num_train", "30", "--num_dev", "3", "--num_test", "4", "--nj", "2"]
+# One reading per training sentence: 15 sentences (two readings) leave too few closed-vocabulary ones for dev/test.
+TINY = ["--num_train", "30", "--num_dev", "3", "--num_test", "4", "--nj", "2", "--train_readings", "1"]
 
 sys.path.insert(0, str(RECIPE / "local"))
 from fortune_text import DEFAULT_CATEGORIES, DEFAULT_FORTUNE_DIR, split_fortunes, split_sentences  # noqa: E402
-from make_plan import collect_transcripts, main as make_plan_main, read_plan  # noqa: E402
+from add_noise import parse_snr  # noqa: E402
+from make_plan import collect_transcripts, limit_vocabulary, main as make_plan_main, read_plan  # noqa: E402
 from text_normalization import normalize_transcript  # noqa: E402
 
 needs_tools = pytest.mark.skipif(
@@ -109,6 +111,45 @@ def test_full_size_plan_has_a_real_vocabulary(tmp_path):
 
 
 @needs_tools
+def test_limited_vocabulary_plan_repeats_its_words(tmp_path):
+    """local/data.sh's defaults (--vocab_size 2200 --train_readings 2): >= 3000 training utterances, every word
+    within the 2200 most frequent of the pool, >= 1000 distinct words, each training sentence read twice."""
+    voices = ["--train_voices", "en-us+m1", "en-gb+f1", "--test_voices", "en-us+m2"]
+    make_plan_main(["--out_dir", str(tmp_path), "--vocab_size", "2200", "--train_readings", "2", *voices])
+    plans = {subset: read_plan(tmp_path / f"{subset}.tsv") for subset in ("train", "dev", "test")}
+    assert [len(plans[s]) for s in ("train", "dev", "test")] == [3000, 200, 300]
+    pool = collect_transcripts(DEFAULT_FORTUNE_DIR, DEFAULT_CATEGORIES, 4, 12)
+    counts: Dict[str, int] = {}
+    for transcript in pool:
+        for word in transcript.split():
+            counts[word] = counts.get(word, 0) + 1
+    top = set(sorted(counts, key=lambda w: (-counts[w], w))[:2200])
+    words = {subset: {w for u in plan for w in u.transcript.split()} for subset, plan in plans.items()}
+    assert 1000 <= len(words["train"]) <= 2200 and words["train"] <= top
+    assert words["dev"] <= words["train"] and words["test"] <= words["train"]
+    train_sentences: Dict[str, int] = {}
+    for u in plans["train"]:
+        train_sentences[u.transcript] = train_sentences.get(u.transcript, 0) + 1
+    assert set(train_sentences.values()) == {2} and len(train_sentences) == 1500
+    held_out = [u.transcript for s in ("dev", "test") for u in plans[s]]
+    assert len(set(held_out)) == len(held_out) and set(held_out).isdisjoint(train_sentences)
+
+
+def test_limit_vocabulary_keeps_sentences_of_frequent_words():
+    transcripts = ["A B", "A C", "A B D", "B C"]  # counts: A 3, B 3, C 2, D 1
+    assert limit_vocabulary(transcripts, 2) == ["A B"]
+    assert limit_vocabulary(transcripts, 3) == ["A B", "A C", "B C"]
+
+
+def test_parse_snr():
+    assert parse_snr("10") == (10.0, 10.0)
+    assert parse_snr("5-20") == (5.0, 20.0)
+    assert parse_snr("-5") == (-5.0, -5.0)
+    with pytest.raises(Exception, match="LOW must not exceed HIGH"):
+        parse_snr("20-5")
+
+
+@needs_tools
 def test_sentence_pool_is_deterministic():
     first = collect_transcripts(DEFAULT_FORTUNE_DIR, DEFAULT_CATEGORIES, 4, 12)
     assert first == collect_transcripts(DEFAULT_FORTUNE_DIR, DEFAULT_CATEGORIES, 4, 12)
@@ -131,7 +172,7 @@ def test_data_dirs_are_valid_and_sorted(corpus):
         spk2utt = {spk: utts.split() for spk, utts in read_table(data_dir / "spk2utt").items()}
         assert sorted((u, s) for s, us in spk2utt.items() for u in us) == sorted(utt2spk.items())
     sizes = {s: len(read_table(corpus / "data" / s / "text")) for s in SUBSETS}
-    assert sizes == {"train": 30, "dev": 3, "test": 4, "test_noisy": 4}
+    assert sizes == {"train": 30, "dev": 3, "test": 4, "test_noisy": 4, "train_mc": 30, "dev_mc": 3}
 
 
 @needs_tools
@@ -149,6 +190,7 @@ def test_test_voices_are_held_out(corpus):
     assert speakers["test"].isdisjoint(speakers["train"] | speakers["dev"])
     assert speakers["dev"] <= speakers["train"]
     assert speakers["test_noisy"] == speakers["test"]
+    assert speakers["train_mc"] == speakers["train"] and speakers["dev_mc"] == speakers["dev"]
     # Speaker ids name espeak-ng voices: accent_variant.
     assert all(re.fullmatch(r"en(-[a-z0-9]+)*_[mf]\d", spk) for spk in set().union(*speakers.values()))
 
@@ -166,6 +208,31 @@ def test_noisy_copy_has_same_utterances_and_10db_snr(corpus):
         noisy, _ = soundfile.read(noisy_wavs[utt_id])
         assert clean.shape == noisy.shape
         assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.1)
+
+
+@needs_tools
+def test_multi_condition_copies_noise_a_share_at_5_to_20_db(corpus):
+    """train_mc/dev_mc: the same utterances and texts; about half the audio with noise at 5-20 dB SNR, the rest
+    the clean files themselves; no noise realisation is shared with test_noisy (other utterances, other seed)."""
+    num_noisy = 0
+    for subset in ("train", "dev"):
+        clean_dir, mc_dir = corpus / "data" / subset, corpus / "data" / f"{subset}_mc"
+        for name in ("text", "utt2spk", "spk2utt"):
+            assert (clean_dir / name).read_text() == (mc_dir / name).read_text()
+        clean_wavs, mc_wavs = read_table(clean_dir / "wav.scp"), read_table(mc_dir / "wav.scp")
+        assert clean_wavs.keys() == mc_wavs.keys()
+        for utt_id, mc_path in mc_wavs.items():
+            if mc_path == clean_wavs[utt_id]:
+                continue
+            num_noisy += 1
+            assert Path(mc_path).parent.name == f"{subset}_mc"
+            clean, _ = soundfile.read(clean_wavs[utt_id])
+            noisy, _ = soundfile.read(mc_path)
+            assert 4.9 < snr_db(clean, noisy) < 20.1
+    assert 0.2 * 33 < num_noisy < 0.8 * 33
+    assert read_table(corpus / "data" / "train_mc" / "text").keys().isdisjoint(
+        read_table(corpus / "data" / "test_noisy" / "text").keys()
+    )
 
 
 @needs_tools

@@ -62,7 +62,7 @@ def test_recipe_runs_stages_1_to_13(tmp_path):
         "--stop_stage", "13",
         "--asr_config", "conf/tuning/train_asr_samba_ci.yaml",
         "--token_type", "char",
-        "--local_data_opts", f"--num_train 30 --num_dev 3 --num_test {NUM_TEST} --nj 2",
+        "--local_data_opts", f"--num_train 30 --num_dev 3 --num_test {NUM_TEST} --nj 2 --train_readings 1",
     ]
     result = subprocess.run(command, cwd=recipe, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]

@@ -10,8 +10,8 @@ set -e
 set -u
 set -o pipefail
 
-train_set="train"
-valid_set="dev"
+train_set="train_mc"    # multi-condition: half of it with noise at 5-20 dB (local/data.sh stage 4)
+valid_set="dev_mc"
 test_sets="test test_noisy"
 
 asr_config=conf/train_asr_samba.yaml

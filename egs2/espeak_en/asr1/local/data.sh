@@ -17,8 +17,8 @@ log() {
 }
 SECONDS=0
 
-stage=1             # 1: choose sentences and voices, 2: synthesize, 3: noisy test copy
-stop_stage=3
+stage=1             # 1: choose sentences and voices, 2: synthesize, 3: noisy test copy, 4: multi-condition train/dev
+stop_stage=4
 nj=2                # parallel espeak-ng jobs
 seed=0              # seeds sentence selection, voices, rates, pitches and noise
 num_train=3000      # utterances per subset
@@ -27,6 +27,8 @@ num_test=300
 min_words=4         # utterance length in words
 max_words=12
 closed_vocabulary=true      # dev/test use only words seen in train (see local/make_plan.py)
+vocab_size=2200     # only sentences within the K most frequent words of the pool; 0: no limit
+train_readings=2    # each training sentence is read this many times (other voice, rate, pitch)
 categories=""       # fortune categories to read; empty: local/fortune_text.py's DEFAULT_CATEGORIES
 train_accents="en-us en-gb en-gb-x-rp en-gb-scotland en-029"
 train_variants="m1 m3 f1 f4"
@@ -36,6 +38,9 @@ rate_range=150-190  # espeak-ng -s (words per minute), drawn per utterance
 pitch_range=30-70   # espeak-ng -p (0-99), drawn per utterance
 snr=10              # dB, for test_noisy
 noise_type=white    # white or pink
+train_noisy_fraction=0.5    # share of train_mc/dev_mc utterances with noise (multi-condition training)
+train_snr=5-20      # dB, drawn per utterance for train_mc/dev_mc
+train_noise_types="white pink"  # drawn per utterance for train_mc/dev_mc
 fs=16000
 audio_dir=downloads/espeak_en       # where the wav files go
 data_dir=data
@@ -84,6 +89,7 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
         ${categories:+--categories ${categories}} \
         --num_train "${num_train}" --num_dev "${num_dev}" --num_test "${num_test}" \
         --min_words "${min_words}" --max_words "${max_words}" --closed_vocabulary "${closed_vocabulary}" \
+        --vocab_size "${vocab_size}" --train_readings "${train_readings}" \
         --train_voices $(voices "${train_accents}" "${train_variants}") \
         --test_voices $(voices "${test_accents}" "${test_variants}") \
         --rate_range "${rate_range}" --pitch_range "${pitch_range}" --seed "${seed}"
@@ -104,7 +110,19 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         --wav_dir "${audio_dir}/test_noisy" --snr "${snr}" --noise_type "${noise_type}" --seed "${seed}"
 fi
 
-for subset in train dev test test_noisy; do
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    # Multi-condition training data: a share of train and dev with noise at random SNRs and types. The seed
+    # differs from test_noisy's and so do the utterance ids: no noise realisation of test_noisy is ever seen.
+    for subset in train dev; do
+        log "stage 4: ${data_dir}/${subset}_mc: ${data_dir}/${subset}, ${train_noisy_fraction} of it with ${train_noise_types} noise at ${train_snr} dB SNR"
+        # shellcheck disable=SC2086
+        python3 local/add_noise.py --src_data_dir "${data_dir}/${subset}" --dst_data_dir "${data_dir}/${subset}_mc" \
+            --wav_dir "${audio_dir}/${subset}_mc" --snr "${train_snr}" --noise_type ${train_noise_types} \
+            --fraction "${train_noisy_fraction}" --seed "$((seed + 1))"
+    done
+fi
+
+for subset in train dev test test_noisy train_mc dev_mc; do
     if [ -f "${data_dir}/${subset}/wav.scp" ]; then
         utils/validate_data_dir.sh --no-feats "${data_dir}/${subset}"
     fi

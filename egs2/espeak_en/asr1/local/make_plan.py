@@ -7,6 +7,10 @@ Writes one tab-separated plan per subset (``train.tsv``, ``dev.tsv``, ``test.tsv
 Design:
 - Sentences come from the fortune database (see ``fortune_text.py``), normalised with
   ``text_normalization.py``, kept when they have ``--min_words`` to ``--max_words`` words, de-duplicated.
+- With ``--vocab_size K`` only sentences whose words all lie in the K most frequent words of the sentence
+  pool are used, so that the training text repeats its words often enough for a small model to learn to spell
+  them; ``--train_readings R`` has each training sentence read R times (by voices, rates and pitches drawn
+  independently), since a limited vocabulary leaves fewer sentences than utterances wanted.
 - Subsets never share a sentence. With ``--closed_vocabulary true`` (default) dev and test only take sentences
   whose words all occur in the training transcripts, like WSJ's closed-vocabulary test sets: a few thousand
   training sentences cannot cover the open vocabulary of the source, and a model without a lexicon cannot
@@ -55,8 +59,19 @@ def collect_transcripts(
     return sorted(transcripts)
 
 
+def limit_vocabulary(transcripts: Sequence[str], vocab_size: int) -> List[str]:
+    """Keep the transcripts whose words all lie in the ``vocab_size`` most frequent words of ``transcripts``.
+
+    Ties in frequency are broken alphabetically, so the result depends only on the input.
+    """
+    counts = Counter(word for transcript in transcripts for word in transcript.split())
+    ranked = sorted(counts, key=lambda word: (-counts[word], word))
+    vocabulary = set(ranked[:vocab_size])
+    return [t for t in transcripts if all(word in vocabulary for word in t.split())]
+
+
 def split_transcripts(
-    transcripts: Sequence[str], sizes: Dict[str, int], closed_vocabulary: bool, seed: int
+    transcripts: Sequence[str], sizes: Dict[str, int], closed_vocabulary: bool, seed: int, train_readings: int = 1
 ) -> Dict[str, List[str]]:
     """Draw disjoint transcript lists for train, dev and test.
 
@@ -65,18 +80,22 @@ def split_transcripts(
         sizes: Number of utterances wanted for ``train``, ``dev`` and ``test``.
         closed_vocabulary: Only draw dev/test transcripts whose words all occur in the train transcripts.
         seed: Random seed.
+        train_readings: How many times each training sentence is read; ``sizes["train"]`` counts readings.
 
     Returns:
-        The transcripts of each subset.
+        The transcripts of each subset; a training transcript occurs ``train_readings`` times (the last
+        sentences fewer times where ``sizes["train"]`` is not a multiple of it).
     """
     pool = list(transcripts)
     random.Random(f"{seed}-sentences").shuffle(pool)
-    if sizes["train"] > len(pool):
+    num_train_sentences = -(-sizes["train"] // train_readings)
+    if num_train_sentences > len(pool):
         raise ValueError(
-            f"--num_train {sizes['train']} exceeds the {len(pool)} usable sentences of the text source; "
-            "lower it, or widen --min_words/--max_words or --categories"
+            f"--num_train {sizes['train']} with --train_readings {train_readings} needs {num_train_sentences} "
+            f"sentences, but the text source has {len(pool)} usable ones; lower --num_train, raise "
+            "--train_readings or --vocab_size, or widen --min_words/--max_words or --categories"
         )
-    train, rest = pool[: sizes["train"]], pool[sizes["train"] :]
+    train, rest = pool[:num_train_sentences], pool[num_train_sentences:]
     if closed_vocabulary:
         vocabulary: Set[str] = {word for transcript in train for word in transcript.split()}
         rest = [t for t in rest if all(word in vocabulary for word in t.split())]
@@ -88,7 +107,8 @@ def split_transcripts(
             f"{sizes['train']} training sentences; lower them, raise --num_train"
             + (", or pass --closed_vocabulary false" if closed_vocabulary else "")
         )
-    return {"train": train, "dev": rest[: sizes["dev"]], "test": rest[sizes["dev"] : wanted]}
+    readings = [transcript for _ in range(train_readings) for transcript in train][: sizes["train"]]
+    return {"train": readings, "dev": rest[: sizes["dev"]], "test": rest[sizes["dev"] : wanted]}
 
 
 def assign_voices(
@@ -175,6 +195,10 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min_words", type=int, default=4)
     parser.add_argument("--max_words", type=int, default=12)
     parser.add_argument("--closed_vocabulary", type=str2bool, default=True)
+    parser.add_argument(
+        "--vocab_size", type=int, default=0, help="use only sentences within the K most frequent words; 0: all"
+    )
+    parser.add_argument("--train_readings", type=int, default=1, help="readings of each training sentence")
     parser.add_argument("--train_voices", nargs="+", required=True, help="espeak-ng voices of train and dev")
     parser.add_argument("--test_voices", nargs="+", required=True, help="held-out espeak-ng voices of test")
     parser.add_argument("--rate_range", type=parse_range, default=(150, 190), help="espeak-ng -s, words/min")
@@ -190,6 +214,10 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--{name} must be at least 1, got {getattr(args, name)}")
     if not 1 <= args.min_words <= args.max_words:
         raise ValueError(f"need 1 <= --min_words <= --max_words, got {args.min_words} and {args.max_words}")
+    if args.vocab_size < 0:
+        raise ValueError(f"--vocab_size must be 0 (no limit) or positive, got {args.vocab_size}")
+    if args.train_readings < 1:
+        raise ValueError(f"--train_readings must be at least 1, got {args.train_readings}")
     shared = sorted(set(map(speaker_id, args.train_voices)) & set(map(speaker_id, args.test_voices)))
     if shared:
         raise ValueError(f"--test_voices must be held out from --train_voices, both contain: {' '.join(shared)}")
@@ -199,8 +227,10 @@ def main(argv: Sequence[str]) -> None:
     args = get_parser().parse_args(argv)
     check_arguments(args)
     transcripts = collect_transcripts(args.fortune_dir, args.categories, args.min_words, args.max_words)
+    if args.vocab_size > 0:
+        transcripts = limit_vocabulary(transcripts, args.vocab_size)
     sizes = {"train": args.num_train, "dev": args.num_dev, "test": args.num_test}
-    subsets = split_transcripts(transcripts, sizes, args.closed_vocabulary, args.seed)
+    subsets = split_transcripts(transcripts, sizes, args.closed_vocabulary, args.seed, args.train_readings)
     voices = {"train": args.train_voices, "dev": args.train_voices, "test": args.test_voices}
     first_index = 0
     for subset, subset_transcripts in subsets.items():
@@ -211,11 +241,13 @@ def main(argv: Sequence[str]) -> None:
         first_index += len(utterances)
         words = Counter(word for t in subset_transcripts for word in t.split())
         print(
-            f"{subset}: {len(utterances)} utterances, {sum(words.values())} words, {len(words)} distinct, "
+            f"{subset}: {len(utterances)} utterances ({len(set(subset_transcripts))} sentences), "
+            f"{sum(words.values())} words, {len(words)} distinct, "
             f"{len(voices[subset])} voices",
             file=sys.stderr,
         )
-    print(f"sentence pool: {len(transcripts)} normalised sentences from {args.fortune_dir}", file=sys.stderr)
+    limit = f" within the {args.vocab_size} most frequent words" if args.vocab_size > 0 else ""
+    print(f"sentence pool: {len(transcripts)} normalised sentences{limit} from {args.fortune_dir}", file=sys.stderr)
 
 
 if __name__ == "__main__":

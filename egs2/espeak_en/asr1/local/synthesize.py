@@ -2,7 +2,7 @@
 """Synthesize the utterances of a plan with espeak-ng, in parallel, into 16-bit mono wav files and a Kaldi data dir.
 
 Each utterance runs ``espeak-ng -v VOICE -s RATE -p PITCH --stdout`` on its lower-cased transcript and
-resamples the result with ``sox`` to ``--fs``. Progress (done/total, elapsed, ETA) goes to stderr; one line per
+resamples the result with ``sox`` to ``--fs``, trimming the trailing silence to 50 ms. Progress (done/total, elapsed, ETA) goes to stderr; one line per
 utterance (voice, rate, pitch, duration) goes to ``--log_file``.
 """
 import argparse
@@ -19,6 +19,9 @@ import soundfile
 
 from kaldi_data import DataEntry, write_data_dir
 from make_plan import Utterance, read_plan
+
+SILENCE_LEVEL = "-55d"  # sox silence threshold: espeak-ng's pauses are digital silence, far below it
+TRAILING_PAUSE = "0.05"  # seconds of silence kept after the last word
 
 
 def require_program(name: str, package: str) -> str:
@@ -44,7 +47,9 @@ def synthesize_utterance(utt: Utterance, wav_path: Path, fs: int, espeak_ng: str
     """
     speak = [espeak_ng, "-v", utt.voice, "-s", str(utt.rate), "-p", str(utt.pitch), "--stdout"]
     # -D: no dither, which sox would otherwise draw at random when it rounds the resampled audio to 16 bits.
-    resample = [sox, "-q", "-D", "-t", "wav", "-", "-t", "wav", "-r", str(fs), "-c", "1", "-b", "16", str(wav_path)]
+    # The effects trim espeak-ng's trailing silence (~0.3 s, a tenth of an utterance) down to TRAILING_PAUSE.
+    resample = [sox, "-q", "-D", "-t", "wav", "-", "-t", "wav", "-r", str(fs), "-c", "1", "-b", "16", str(wav_path),
+                "reverse", "silence", "1", "0.01", SILENCE_LEVEL, "reverse", "pad", "0", TRAILING_PAUSE]
     # espeak-ng reads the text from stdin, so no word can be mistaken for an option.
     speech = subprocess.run(speak, input=utt.transcript.lower().encode(), capture_output=True, check=False)
     if speech.returncode != 0 or not speech.stdout:
