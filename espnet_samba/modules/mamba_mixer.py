@@ -27,17 +27,6 @@ class MambaState:
     conv_state: torch.Tensor
     ssm_state: torch.Tensor
 
-    def select(self, index: torch.Tensor) -> "MambaState":
-        """The states of the sequences `index` (K,), as a new batch of K."""
-        return MambaState(self.conv_state.index_select(0, index), self.ssm_state.index_select(0, index))
-
-    @staticmethod
-    def concat(states: "list[MambaState]") -> "MambaState":
-        """Stack per-sequence batches into one batch, in order."""
-        return MambaState(
-            torch.cat([s.conv_state for s in states]), torch.cat([s.ssm_state for s in states])
-        )
-
 
 class MambaMixer(nn.Module):
     """Selective state-space mixer (Gu & Dao, 2023), the token mixer of a Mamba block.
