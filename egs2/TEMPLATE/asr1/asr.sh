@@ -19,6 +19,15 @@ min() {
     done
     echo "${a}"
 }
+# split_into_jobs <key-file> <prefix> <nj>: split a key file into <prefix>.1.scp .. <prefix>.<nj>.scp.
+split_into_jobs() {
+    local key_file=$1 prefix=$2 nj=$3 n
+    local split_scps=()
+    for n in $(seq "${nj}"); do
+        split_scps+=("${prefix}.${n}.scp")
+    done
+    utils/split_scp.pl "${key_file}" "${split_scps[@]}"
+}
 SECONDS=0
 
 # What is running now, for the failure message of the ERR trap.
@@ -672,21 +681,9 @@ if ! "${skip_train}"; then
             # Get the minimum number among ${nj} and the number lines of input files
             _nj=$(min "${nj}" "$(<"${data_feats}/lm_train.txt" wc -l)" "$(<"${lm_dev_text}" wc -l)")
 
-            key_file="${data_feats}/lm_train.txt"
-            split_scps=""
-            for n in $(seq "${_nj}"); do
-                split_scps+=" ${_logdir}/train.${n}.scp"
-            done
-            # shellcheck disable=SC2086
-            utils/split_scp.pl "${key_file}" ${split_scps}
+            split_into_jobs "${data_feats}/lm_train.txt" "${_logdir}/train" "${_nj}"
 
-            key_file="${lm_dev_text}"
-            split_scps=""
-            for n in $(seq "${_nj}"); do
-                split_scps+=" ${_logdir}/dev.${n}.scp"
-            done
-            # shellcheck disable=SC2086
-            utils/split_scp.pl "${key_file}" ${split_scps}
+            split_into_jobs "${lm_dev_text}" "${_logdir}/dev" "${_nj}"
 
             # 2. Generate run.sh
             log "Generate '${lm_stats_dir}/run.sh'. You can resume the process from stage 6 using this script"
@@ -839,21 +836,9 @@ if ! "${skip_train}"; then
         # Get the minimum number among ${nj} and the number lines of input files
         _nj=$(min "${nj}" "$(<"${_asr_train_dir}/${_scp}" wc -l)" "$(<"${_asr_valid_dir}/${_scp}" wc -l)")
 
-        key_file="${_asr_train_dir}/${_scp}"
-        split_scps=""
-        for n in $(seq "${_nj}"); do
-            split_scps+=" ${_logdir}/train.${n}.scp"
-        done
-        # shellcheck disable=SC2086
-        utils/split_scp.pl "${key_file}" ${split_scps}
+        split_into_jobs "${_asr_train_dir}/${_scp}" "${_logdir}/train" "${_nj}"
 
-        key_file="${_asr_valid_dir}/${_scp}"
-        split_scps=""
-        for n in $(seq "${_nj}"); do
-            split_scps+=" ${_logdir}/valid.${n}.scp"
-        done
-        # shellcheck disable=SC2086
-        utils/split_scp.pl "${key_file}" ${split_scps}
+        split_into_jobs "${_asr_valid_dir}/${_scp}" "${_logdir}/valid" "${_nj}"
 
         # 2. Generate run.sh
         log "Generate '${asr_stats_dir}/run.sh'. You can resume the process from stage 10 using this script"
@@ -1023,14 +1008,8 @@ if ! "${skip_eval}"; then
 
             # 1. Split the key file
             key_file=${_data}/${_scp}
-            split_scps=""
             _nj=$(min "${inference_nj}" "$(<"${key_file}" wc -l)")
-
-            for n in $(seq "${_nj}"); do
-                split_scps+=" ${_logdir}/keys.${n}.scp"
-            done
-            # shellcheck disable=SC2086
-            utils/split_scp.pl "${key_file}" ${split_scps}
+            split_into_jobs "${key_file}" "${_logdir}/keys" "${_nj}"
 
             # 2. Submit decoding jobs
             log "Decoding started... log: '${_logdir}/asr_inference.*.log'"
