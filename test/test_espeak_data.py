@@ -91,13 +91,29 @@ def test_fortune_file_parsing():
     ]
 
 
+def data_sh_defaults() -> Dict[str, str]:
+    """The option defaults of local/data.sh (its `name=value` lines before parse_options.sh)."""
+    text = (RECIPE / "local" / "data.sh").read_text().split(". utils/parse_options.sh")[0]
+    return {m.group(1): m.group(2) for m in re.finditer(r'^([a-z_]+)="?([^"\n#]*?)"?\s*(?:#.*)?$', text, re.M)}
+
+
+def default_voices(defaults: Dict[str, str], subset: str) -> List[str]:
+    accents, variants = defaults[f"{subset}_accents"].split(), defaults[f"{subset}_variants"].split()
+    return [f"{accent}+{variant}" for accent in accents for variant in variants]
+
+
 @needs_tools
-def test_full_size_plan_has_a_real_vocabulary(tmp_path):
-    """The default corpus: >= 3000 utterances, >= 1000 distinct words, closed-vocabulary dev/test, held-out test
-    voices, ASR-style transcripts of 4-12 words."""
-    voices = ["--train_voices", "en-us+m1", "en-gb+f1", "--test_voices", "en-us+m2"]
-    make_plan_main(["--out_dir", str(tmp_path), *voices])
+def test_default_plan_has_a_real_vocabulary_and_held_out_speakers(tmp_path):
+    """local/data.sh's defaults: >= 3000 utterances, >= 1000 distinct words, closed-vocabulary dev/test,
+    ASR-style transcripts of 4-12 words, several voices; the test voices' variants (the speakers) are never
+    heard in train or dev, under any accent."""
+    defaults = data_sh_defaults()
+    train_voices, test_voices = default_voices(defaults, "train"), default_voices(defaults, "test")
+    options = ["num_train", "num_dev", "num_test", "vocab_size", "train_readings", "min_words", "max_words"]
+    make_plan_main(["--out_dir", str(tmp_path), *[a for o in options for a in (f"--{o}", defaults[o])],
+                    "--train_voices", *train_voices, "--test_voices", *test_voices])
     plans = {subset: read_plan(tmp_path / f"{subset}.tsv") for subset in ("train", "dev", "test")}
+    assert [len(plans[s]) for s in ("train", "dev", "test")] == [int(defaults[f"num_{s}"]) for s in ("train", "dev", "test")]
     assert sum(len(plan) for plan in plans.values()) >= 3000
     words = {subset: {w for u in plan for w in u.transcript.split()} for subset, plan in plans.items()}
     assert len(words["train"]) >= 1000
@@ -106,14 +122,16 @@ def test_full_size_plan_has_a_real_vocabulary(tmp_path):
     assert len(set(transcripts)) == len(transcripts), "subsets must not share sentences"
     for transcript in transcripts:
         assert re.fullmatch(r"[A-Z]+(?:'[A-Z]+)*(?: [A-Z]+(?:'[A-Z]+)*){3,11}", transcript), transcript
-    assert {u.voice for u in plans["test"]} == {"en-us+m2"}
-    assert {u.voice for u in plans["train"]} == {"en-us+m1", "en-gb+f1"}
+    assert {u.voice for u in plans["test"]} == set(test_voices)
+    assert {u.voice for s in ("train", "dev") for u in plans[s]} <= set(train_voices)
+    heard_variants = {u.voice.split("+")[1] for s in ("train", "dev") for u in plans[s]}
+    assert len(heard_variants) >= 4 and heard_variants.isdisjoint(v.split("+")[1] for v in test_voices)
 
 
 @needs_tools
 def test_limited_vocabulary_plan_repeats_its_words(tmp_path):
-    """local/data.sh's defaults (--vocab_size 2200 --train_readings 2): >= 3000 training utterances, every word
-    within the 2200 most frequent of the pool, >= 1000 distinct words, each training sentence read twice."""
+    """--vocab_size 2200 --train_readings 2: >= 3000 training utterances, every word within the 2200 most frequent
+    of the pool, >= 1000 distinct words, each training sentence read twice."""
     voices = ["--train_voices", "en-us+m1", "en-gb+f1", "--test_voices", "en-us+m2"]
     make_plan_main(["--out_dir", str(tmp_path), "--vocab_size", "2200", "--train_readings", "2", *voices])
     plans = {subset: read_plan(tmp_path / f"{subset}.tsv") for subset in ("train", "dev", "test")}

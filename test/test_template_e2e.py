@@ -1,5 +1,7 @@
 """End-to-end: a throw-away recipe around egs2/TEMPLATE/asr1 runs asr.sh stages 1-13 (ESPnet's tiny transformer,
---ngpu 0, 1 epoch, char tokens, speed perturbation, an RNN LM), then packing (stage 14) and fbank features."""
+--ngpu 0, 1 epoch, char tokens, speed perturbation, an RNN LM, two training threads), then packing (stage 14) and
+fbank features."""
+import re
 import zipfile
 
 import pytest
@@ -18,7 +20,8 @@ def trained_recipe(tmp_path_factory):
     write_local_data_sh(recipe)
     # One job per stage except decoding (two jobs, merged): the machine running the tests may have two cores.
     result = run_asr(recipe, "--stop_stage", "13", "--speed_perturb_factors", "0.9 1.0 1.1",
-                     "--score_open_asr_normalizer", "true", "--python", "python3 -X utf8", "--nj", "1")
+                     "--score_open_asr_normalizer", "true", "--python", "python3 -X utf8", "--nj", "1",
+                     "--train_num_threads", "2")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return recipe, result
 
@@ -39,6 +42,8 @@ def test_stages_1_to_13_write_results_md(trained_recipe):
     assert row.split("|")[2:4] == ["4", "12"]  # 4 test sentences of 3 words
     assert "Stage 11: ASR Training" in result.stdout and "log: 'exp/asr_train_asr_raw_char_sp/train.log'" in result.stdout
     assert "run.pl: 2/2 jobs done" in result.stderr and "decoding test: " in result.stderr
+    for train_log in (f"{ASR_EXP}/train.log", "exp/lm_train_lm_char/train.log"):  # --train_num_threads 2
+        assert re.search(r"# Accounting: time=\d+ threads=2\n", (recipe / train_log).read_text()), train_log
 
 
 def test_stage_14_packs_the_model(trained_recipe):

@@ -108,6 +108,19 @@ def test_run_pl_single_job_and_scheduler_options(tmp_path):
     assert result.returncode == 1 and f"log is in {log}" in result.stderr
 
 
+def test_run_pl_num_threads_sets_the_jobs_thread_count(tmp_path):
+    """--num_threads N gives each job OMP_NUM_THREADS=N and MKL_NUM_THREADS=N; without it the caller's count."""
+    run([UTILS / "run.pl", "--num_threads", "3", "JOB=1:2", tmp_path / "t.JOB.log", "echo",
+         "threads=$OMP_NUM_THREADS,$MKL_NUM_THREADS"], env={"OMP_NUM_THREADS": "1"})
+    for job in (1, 2):
+        log = (tmp_path / f"t.{job}.log").read_text()
+        assert "threads=3,3\n" in log and "# Accounting: time=0 threads=3" in log
+    run([UTILS / "run.pl", tmp_path / "one.log", "echo", "threads=$OMP_NUM_THREADS"], env={"OMP_NUM_THREADS": "1"})
+    assert "threads=1\n" in (tmp_path / "one.log").read_text()
+    result = run([UTILS / "run.pl", "--num_threads", "0", tmp_path / "x.log", "true"], check=False)
+    assert result.returncode != 0 and "--num_threads must be a positive integer, got '0'" in result.stderr
+
+
 # ----- slurm.pl (a fake sbatch records its arguments and runs the array tasks) -----
 
 FAKE_SBATCH = """\
@@ -115,7 +128,12 @@ FAKE_SBATCH = """\
 printf '%s\\n' "$*" >> "${FAKE_SBATCH_LOG}"
 script="${@: -1}"
 array=""
-for a in "$@"; do case "$a" in --array=*) array="${a#--array=}";; esac; done
+prev=""
+for a in "$@"; do
+    case "$a" in --array=*) array="${a#--array=}";; esac
+    [ "$prev" = --cpus-per-task ] && export SLURM_CPUS_PER_TASK="$a"
+    prev="$a"
+done
 if [ -n "$array" ]; then
     range="${array%%\\%*}"
     for t in $(seq "${range%-*}" "${range#*-}"); do SLURM_ARRAY_TASK_ID=$t SLURM_JOB_ID=77 bash "$script"; done
@@ -138,7 +156,8 @@ def test_slurm_pl_builds_array_job_from_slurm_conf(tmp_path, fake_slurm):
     env, record = fake_slurm
     write(tmp_path / "conf" / "slurm.conf", (TEMPLATE / "conf" / "slurm.conf").read_text())
     run([UTILS / "slurm.pl", "--gpu", "2", "--mem", "4G", "--num_threads", "3", "--name", "exp/train.log",
-         "--max-jobs-run", "2", "JOB=1:3", "exp/log/dec.JOB.log", "echo", "task", "JOB"], cwd=tmp_path, env=env)
+         "--max-jobs-run", "2", "JOB=1:3", "exp/log/dec.JOB.log", "echo", "task", "JOB", "threads=$OMP_NUM_THREADS"],
+        cwd=tmp_path, env=env)
     args = record.read_text().split()
     assert args[:1] == ["--export=PATH"]
     joined = " ".join(args)
@@ -147,7 +166,7 @@ def test_slurm_pl_builds_array_job_from_slurm_conf(tmp_path, fake_slurm):
         assert expected in joined
     for job in (1, 2, 3):
         log = (tmp_path / "exp" / "log" / f"dec.{job}.log").read_text()
-        assert f"task {job}\n" in log and "Slurm job 77" in log and "# Ended (code 0)" in log
+        assert f"task {job} threads=3\n" in log and "Slurm job 77" in log and "# Ended (code 0)" in log
 
 
 def test_slurm_pl_cpu_job_and_failures(tmp_path, fake_slurm):

@@ -55,6 +55,7 @@ skip_eval=false      # Skip decoding and evaluation stages.
 skip_packing=true    # Skip the packing stage.
 ngpu=1               # The number of gpus ("0" uses cpu, otherwise use gpu).
 num_nodes=1          # The number of nodes.
+train_num_threads=1  # CPU threads of each LM/ASR training process (job runner option --num_threads).
 nj=32                # The number of parallel jobs.
 inference_nj=32      # The number of parallel jobs in decoding.
 gpu_inference=false  # Whether to perform gpu decoding.
@@ -165,6 +166,7 @@ Options:
     --skip_packing   # Skip the packing stage (default="${skip_packing}").
     --ngpu           # The number of gpus ("0" uses cpu, otherwise use gpu, default="${ngpu}").
     --num_nodes      # The number of nodes (default="${num_nodes}").
+    --train_num_threads # CPU threads of each LM/ASR training process (default="${train_num_threads}").
     --nj             # The number of parallel jobs (default="${nj}").
     --inference_nj   # The number of parallel jobs in decoding (default="${inference_nj}").
     --gpu_inference  # Whether to perform gpu decoding (default="${gpu_inference}").
@@ -751,7 +753,7 @@ if ! "${skip_train}"; then
             log "LM training started... log: '${lm_exp}/train.log'"
             # shellcheck disable=SC2086
             ${python} -m espnet2.bin.launch \
-                --cmd "${cuda_cmd} --name ${lm_exp}/train.log" \
+                --cmd "${cuda_cmd} --name ${lm_exp}/train.log --num_threads ${train_num_threads}" \
                 --log "${lm_exp}"/train.log \
                 --ngpu "${ngpu}" \
                 --num_nodes "${num_nodes}" \
@@ -936,7 +938,7 @@ print((args or conf).group(1) if (args or conf) else 40)" "${asr_args}" "${asr_c
         scripts/utils/run_with_progress.sh --total "${_max_epoch}" --label "ASR training epochs (${asr_exp}/train.log)" \
             --files "${asr_exp}/train.log" --pattern "epoch results:" -- \
         ${python} -m espnet2.bin.launch \
-            --cmd "${cuda_cmd} --name ${asr_exp}/train.log" \
+            --cmd "${cuda_cmd} --name ${asr_exp}/train.log --num_threads ${train_num_threads}" \
             --log "${asr_exp}"/train.log \
             --ngpu "${ngpu}" \
             --num_nodes "${num_nodes}" \

@@ -15,17 +15,20 @@ valid_set="dev_mc"
 test_sets="test test_noisy"
 
 asr_config=conf/train_asr_samba.yaml
+lm_config=conf/train_lm.yaml
 inference_config=conf/decode_asr.yaml
 
 ./asr.sh \
     --lang en \
     --ngpu 0 \
+    --train_num_threads 2 \
     --nj 2 \
     --inference_nj 2 \
     --feats_type fbank \
     --token_type bpe \
     --nbpe 150 \
-    --use_lm false \
+    --use_lm true \
+    --lm_config "${lm_config}" \
     --max_wav_duration 10 \
     --train_set "${train_set}" \
     --valid_set "${valid_set}" \

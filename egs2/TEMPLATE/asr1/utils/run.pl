@@ -14,7 +14,8 @@ start time) and a footer (exit code, run time). Arguments without whitespace are
 
 Options (the interface is shared with slurm.pl; scheduler-only options are accepted and ignored here):
     --max-jobs-run N   run at most N jobs at once (default: the number of CPUs).
-    --gpu N, --mem M, --num_threads N, --num_nodes N, --time T, --name NAME, --config FILE: ignored locally.
+    --num_threads N    each job runs with N CPU threads (OMP_NUM_THREADS and MKL_NUM_THREADS set to N).
+    --gpu N, --mem M, --num_nodes N, --time T, --name NAME, --config FILE: ignored locally.
 
 While more than one job runs, progress (jobs done / total, elapsed time, ETA) is printed to stderr.
 Exit status: 0 if every job succeeded; 1 otherwise, naming the failed jobs and their logs.
@@ -50,30 +51,51 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def start_job(command: str, log_path: Path) -> Tuple[subprocess.Popen, float]:
+def start_job(command: str, log_path: Path, env: Optional[Dict[str, str]]) -> Tuple[subprocess.Popen, float]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
         log.write(f"# {command}\n# Started at {datetime.now().ctime()}\n#\n")
     log = log_path.open("a", encoding="utf-8")
     process = subprocess.Popen(
-        ["bash", "-c", f"set -o pipefail; {command}"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ["bash", "-c", f"set -o pipefail; {command}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
     )
     log.close()
     return process, time.time()
 
 
-def finish_log(log_path: Path, return_code: int, started: float) -> None:
+def finish_log(log_path: Path, return_code: int, started: float, threads: int) -> None:
     elapsed = time.time() - started
     with log_path.open("a", encoding="utf-8") as log:
-        log.write(f"# Accounting: time={int(elapsed)} threads=1\n")
+        log.write(f"# Accounting: time={int(elapsed)} threads={threads}\n")
         log.write(f"# Ended (code {return_code}) at {datetime.now().ctime()}, elapsed time {int(elapsed)} seconds\n")
+
+
+def thread_environment(num_threads: Optional[int]) -> Optional[Dict[str, str]]:
+    """The environment of a job with num_threads CPU threads for OpenMP/MKL (None: inherit ours unchanged)."""
+    if num_threads is None:
+        return None
+    return {**os.environ, "OMP_NUM_THREADS": str(num_threads), "MKL_NUM_THREADS": str(num_threads)}
+
+
+def positive_int_option(options: Dict[str, str], flag: str, default: Optional[int]) -> Optional[int]:
+    """The value of option --flag (dashes or underscores) as a positive integer, default if absent."""
+    name = flag.replace("-", "_")
+    if name not in options:
+        return default
+    value = options[name]
+    if not value.isdigit() or int(value) < 1:
+        die(f"--{flag} must be a positive integer, got '{value}'")
+    return int(value)
 
 
 def main() -> None:
     options, job_range, log_template, command_args = job_command_line.parse_args("run.pl", sys.argv[1:])
-    max_jobs = int(options.get("max_jobs_run", os.cpu_count() or 1))
-    if max_jobs < 1:
-        die(f"--max-jobs-run must be >= 1, got {max_jobs}")
+    max_jobs = positive_int_option(options, "max-jobs-run", os.cpu_count() or 1)
+    num_threads = positive_int_option(options, "num_threads", None)
     variable, first, last = job_range if job_range else (None, 1, 1)
     command_template = job_command_line.build_command(command_args)
     jobs = [
@@ -84,7 +106,7 @@ def main() -> None:
     failed: List[Failure] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"run.pl: terminated by signal {signum}"))
     try:
-        run_all(jobs, running, failed, max_jobs, substitute(log_template, variable, "*"))
+        run_all(jobs, running, failed, max_jobs, substitute(log_template, variable, "*"), num_threads)
     finally:
         for process, _, _ in running.values():
             process.terminate()
@@ -97,7 +119,12 @@ Failure = Tuple[int, int, Path]
 
 
 def run_all(
-    pending: List[Job], running: Running, failed: List[Failure], max_jobs: int, logs_pattern: str
+    pending: List[Job],
+    running: Running,
+    failed: List[Failure],
+    max_jobs: int,
+    logs_pattern: str,
+    num_threads: Optional[int] = None,
 ) -> None:
     """Start jobs, at most max_jobs at a time, until all have ended; record failures and print progress.
 
@@ -107,7 +134,9 @@ def run_all(
         failed: filled with (job number, exit status, log path) of each failed job.
         max_jobs: the most jobs run at once.
         logs_pattern: the log path with "*" for the job number, shown in progress lines.
+        num_threads: CPU threads of each job (OMP_NUM_THREADS/MKL_NUM_THREADS); None: inherited.
     """
+    env = thread_environment(num_threads)
     total = len(pending)
     started_all = time.time()
     last_report = started_all
@@ -115,7 +144,7 @@ def run_all(
     while pending or running:
         while pending and len(running) < max_jobs:
             job, command, log_path = pending.pop(0)
-            process, started = start_job(command, log_path)
+            process, started = start_job(command, log_path, env)
             running[job] = (process, started, log_path)
         time.sleep(0.05)
         for job in list(running):
@@ -123,7 +152,7 @@ def run_all(
             if process.poll() is None:
                 continue
             del running[job]
-            finish_log(log_path, process.returncode, started)
+            finish_log(log_path, process.returncode, started, num_threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
             done += 1
             if process.returncode != 0:
                 failed.append((job, process.returncode, log_path))

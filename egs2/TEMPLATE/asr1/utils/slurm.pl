@@ -13,7 +13,7 @@ Options (mapped to sbatch options by the config file, see conf/slurm.conf):
     --config FILE      the mapping (default: conf/slurm.conf if it exists, else egs2/TEMPLATE/asr1/conf/slurm.conf).
     --gpu N            GPUs per task (e.g. "-p gpu --gres=gpu:N").
     --mem SIZE         memory (e.g. "--mem-per-cpu SIZE").
-    --num_threads N    CPUs per task (e.g. "--cpus-per-task N").
+    --num_threads N    CPUs per task (e.g. "--cpus-per-task N"); the task runs with OMP_NUM_THREADS=N.
     --num_nodes N      nodes (e.g. "--nodes N"); the command itself then usually starts with "srun".
     --time T, --name NAME, and any other option that the config file maps.
     --max-jobs-run N   at most N array tasks at once ("--array=1-N%M").
@@ -103,6 +103,8 @@ def write_batch_script(
         "#!/usr/bin/env bash",
         f"cd {shlex.quote(os.getcwd())}",
         "[ -f ./path.sh ] && . ./path.sh",
+        '[ -n "${SLURM_CPUS_PER_TASK:-}" ] && export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK}'
+        " MKL_NUM_THREADS=${SLURM_CPUS_PER_TASK}",
         "task=${SLURM_ARRAY_TASK_ID:-%d}" % first,
         'case "${task}" in',
     ]

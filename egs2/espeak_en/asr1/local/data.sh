@@ -2,11 +2,13 @@
 # Build the espeak_en corpus offline: English sentences from the fortune database (Debian package `fortunes`)
 # read aloud by espeak-ng voices, then Kaldi data dirs data/{train,dev,test,test_noisy}.
 #
-#   local/data.sh                                   # the full corpus (3000/200/300 utterances)
+#   local/data.sh                                   # the full corpus (5000/200/300 utterances)
 #   local/data.sh --num_train 40 --num_dev 8 --num_test 8 --nj 2     # a tiny one for CI
 #
 # train and dev are spoken by every accent of --train_accents with every variant of --train_variants; test by
-# --test_accents x --test_variants, voices never heard in training (held-out speakers). test_noisy holds the
+# --test_accents x --test_variants. A variant is a speaker (formants, pitch, voice quality): the test variants
+# are never heard in training under any accent (held-out speakers, as in ASR test sets; the accents, like a
+# corpus's dialects, are shared). test_noisy holds the
 # test utterances with additive noise at --snr dB. Speaking rate (espeak-ng -s) and pitch (-p) are drawn per
 # utterance. The same --seed gives the same corpus, bit for bit.
 set -euo pipefail
@@ -21,17 +23,17 @@ stage=1             # 1: choose sentences and voices, 2: synthesize, 3: noisy te
 stop_stage=4
 nj=2                # parallel espeak-ng jobs
 seed=0              # seeds sentence selection, voices, rates, pitches and noise
-num_train=3000      # utterances per subset
+num_train=5000      # utterances per subset
 num_dev=200
 num_test=300
 min_words=4         # utterance length in words
 max_words=12
 closed_vocabulary=true      # dev/test use only words seen in train (see local/make_plan.py)
-vocab_size=2200     # only sentences within the K most frequent words of the pool; 0: no limit
-train_readings=2    # each training sentence is read this many times (other voice, rate, pitch)
+vocab_size=0        # only sentences within the K most frequent words of the pool; 0: no limit
+train_readings=1    # each training sentence is read this many times (other voice, rate, pitch)
 categories=""       # fortune categories to read; empty: local/fortune_text.py's DEFAULT_CATEGORIES
-train_accents="en-us en-gb en-gb-x-rp en-gb-scotland en-029"
-train_variants="m1 m3 f1 f4"
+train_accents="en-us en-gb en-gb-x-rp en-gb-scotland en-029 en-gb-x-gbclan en-us-nyc en-gb-x-gbcwmd"
+train_variants="m1 m3 m4 m5 m6 m7 f1 f3 f4 f5"
 test_accents="en-us en-gb en-gb-x-gbclan en-us-nyc"
 test_variants="m2 f2"
 rate_range=150-190  # espeak-ng -s (words per minute), drawn per utterance
