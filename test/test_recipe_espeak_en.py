@@ -61,6 +61,7 @@ def test_recipe_runs_stages_1_to_13(tmp_path):
         "--stage", "1",
         "--stop_stage", "13",
         "--asr_config", "conf/tuning/train_asr_samba_ci.yaml",
+        "--lm_config", "conf/tuning/train_lm_ci.yaml",
         "--token_type", "char",
         "--local_data_opts", f"--num_train 30 --num_dev 3 --num_test {NUM_TEST} --nj 2 --train_readings 1",
     ]
@@ -77,9 +78,10 @@ def test_recipe_runs_stages_1_to_13(tmp_path):
         for name, (snt, wrd, corr, sub, dele, ins, err, s_err) in rows.items():
             assert snt == NUM_TEST, name
             assert wrd > 0 and err == pytest.approx(sub + dele + ins, abs=0.2), name
-    for test_set in TEST_SETS:
-        decoded = next((recipe / "exp").glob(f"asr_*/decode_*/{test_set}/text")).read_text().splitlines()
-        assert len(decoded) == NUM_TEST
+    for test_set in TEST_SETS:  # decoded with run.sh's LM (shallow fusion), as the full recipe does
+        decoded = next((recipe / "exp").glob(f"asr_*/decode_asr_lm_lm_train_lm_ci_en_char_*/{test_set}/text"))
+        assert len(decoded.read_text().splitlines()) == NUM_TEST
+    assert (recipe / "exp" / "lm_train_lm_ci_en_char" / "perplexity_test" / "ppl").exists()
 
 
 def build_model(config: Path, tmp_path: Path, vocabulary: int = 150):
