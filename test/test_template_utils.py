@@ -117,6 +117,8 @@ def test_run_pl_num_threads_sets_the_jobs_thread_count(tmp_path):
         assert "threads=3,3\n" in log and "# Accounting: time=0 threads=3" in log
     run([UTILS / "run.pl", tmp_path / "one.log", "echo", "threads=$OMP_NUM_THREADS"], env={"OMP_NUM_THREADS": "1"})
     assert "threads=1\n" in (tmp_path / "one.log").read_text()
+    run([UTILS / "run.pl", tmp_path / "nested.log", "true"], env={"OMP_NUM_THREADS": "4,2"})  # OpenMP's list form
+    assert "# Accounting: time=0 threads=4,2\n" in (tmp_path / "nested.log").read_text()
     result = run([UTILS / "run.pl", "--num_threads", "0", tmp_path / "x.log", "true"], check=False)
     assert result.returncode != 0 and "--num_threads must be a positive integer, got '0'" in result.stderr
 

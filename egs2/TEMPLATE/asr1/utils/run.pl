@@ -67,7 +67,7 @@ def start_job(command: str, log_path: Path, env: Optional[Dict[str, str]]) -> Tu
     return process, time.time()
 
 
-def finish_log(log_path: Path, return_code: int, started: float, threads: int) -> None:
+def finish_log(log_path: Path, return_code: int, started: float, threads: str) -> None:
     elapsed = time.time() - started
     with log_path.open("a", encoding="utf-8") as log:
         log.write(f"# Accounting: time={int(elapsed)} threads={threads}\n")
@@ -124,7 +124,7 @@ def run_all(
     failed: List[Failure],
     max_jobs: int,
     logs_pattern: str,
-    num_threads: Optional[int] = None,
+    num_threads: Optional[int],
 ) -> None:
     """Start jobs, at most max_jobs at a time, until all have ended; record failures and print progress.
 
@@ -137,6 +137,8 @@ def run_all(
         num_threads: CPU threads of each job (OMP_NUM_THREADS/MKL_NUM_THREADS); None: inherited.
     """
     env = thread_environment(num_threads)
+    # as the jobs see it; OpenMP also accepts lists such as "4,2"
+    threads = str(num_threads) if num_threads else os.environ.get("OMP_NUM_THREADS", "1")
     total = len(pending)
     started_all = time.time()
     last_report = started_all
@@ -152,7 +154,7 @@ def run_all(
             if process.poll() is None:
                 continue
             del running[job]
-            finish_log(log_path, process.returncode, started, num_threads or int(os.environ.get("OMP_NUM_THREADS", "1")))
+            finish_log(log_path, process.returncode, started, threads)
             done += 1
             if process.returncode != 0:
                 failed.append((job, process.returncode, log_path))
