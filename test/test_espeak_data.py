@@ -26,6 +26,7 @@ sys.path.insert(0, str(RECIPE / "local"))
 from fortune_text import DEFAULT_CATEGORIES, DEFAULT_FORTUNE_DIR, split_fortunes, split_sentences  # noqa: E402
 from add_noise import parse_snr  # noqa: E402
 from make_plan import collect_transcripts, limit_vocabulary, main as make_plan_main, read_plan  # noqa: E402
+from lm_text import other_text  # noqa: E402
 from text_normalization import normalize_transcript  # noqa: E402
 
 needs_tools = pytest.mark.skipif(
@@ -260,6 +261,33 @@ def test_progress_and_log_are_reported(corpus):
     assert "data/local/log/synthesize.*.log" in output
     log_lines = (corpus / "data" / "local" / "log" / "synthesize.train.log").read_text().splitlines()
     assert len(log_lines) == 30 and all(re.search(r"voice=\S+ rate=\d+ pitch=\d+ dur=", line) for line in log_lines)
+
+
+def test_lm_text_leaves_out_training_sentences_and_whole_evaluation_fortunes(tmp_path):
+    """other_text keeps every normalisable sentence once, drops the training transcripts one by one and every
+    sentence of a fortune that holds a dev/test transcript (its neighbours too)."""
+    (tmp_path / "quotes").write_text(
+        "The cat sat down. A dog barked loudly.\n%\n"
+        "Never trust a smiling cat! The sky was grey.\n%\n"
+        "Buy IBM stock now. Rain falls on the plain.\n%\n"
+        "A dog barked loudly.\n%\n"
+    )
+    (tmp_path / "sayings").write_text("Rain falls on the plain.\n%\nEvery word counts twice.\n%\n")
+    kept = other_text(tmp_path, ["quotes", "sayings"], spoken={"THE CAT SAT DOWN"}, held_out={"THE SKY WAS GREY"})
+    assert kept == ["A DOG BARKED LOUDLY", "EVERY WORD COUNTS TWICE", "RAIN FALLS ON THE PLAIN"]
+
+
+@needs_tools
+def test_lm_text_holds_no_evaluation_sentence(corpus):
+    """data/local/other_text/text (data.sh stage 5): Kaldi-style, sorted keys, more text than the training
+    transcripts, no training, dev or test sentence."""
+    table = read_table(corpus / "data" / "local" / "other_text" / "text")
+    keys = list(table)
+    assert keys == sorted(keys) and len(table) > 1000
+    sentences = set(table.values())
+    assert len(sentences) == len(table)
+    for subset in ("train", "dev", "test"):
+        assert sentences.isdisjoint(read_table(corpus / "data" / subset / "text").values()), subset
 
 
 def _corpus_fingerprint(out: Path) -> Dict[str, bytes]:

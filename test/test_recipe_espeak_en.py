@@ -82,6 +82,8 @@ def test_recipe_runs_stages_1_to_13(tmp_path):
         decoded = next((recipe / "exp").glob(f"asr_*/decode_asr_lm_lm_train_lm_ci_en_char_*/{test_set}/text"))
         assert len(decoded.read_text().splitlines()) == NUM_TEST
     assert (recipe / "exp" / "lm_train_lm_ci_en_char" / "perplexity_test" / "ppl").exists()
+    lm_text = (recipe / "dump" / "fbank" / "lm_train.txt").read_text().splitlines()
+    assert len(lm_text) > 1000, "the LM must read data/local/other_text/text besides the 30 training transcripts"
 
 
 def build_model(config: Path, tmp_path: Path, vocabulary: int = 150):

@@ -16,6 +16,9 @@ test_sets="test test_noisy"
 
 asr_config=conf/train_asr_samba.yaml
 lm_config=conf/train_lm.yaml
+# The LM reads the training transcripts and the fortune sentences nobody reads aloud (local/data.sh stage 5;
+# no sentence of a dev/test fortune), as LibriSpeech's recipe adds data/local/other_text.
+lm_train_text="data/${train_set}/text data/local/other_text/text"
 inference_config=conf/decode_asr.yaml
 
 ./asr.sh \
@@ -29,6 +32,7 @@ inference_config=conf/decode_asr.yaml
     --nbpe 150 \
     --use_lm true \
     --lm_config "${lm_config}" \
+    --lm_train_text "${lm_train_text}" \
     --max_wav_duration 10 \
     --train_set "${train_set}" \
     --valid_set "${valid_set}" \

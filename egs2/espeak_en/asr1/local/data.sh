@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the espeak_en corpus offline: English sentences from the fortune database (Debian package `fortunes`)
-# read aloud by espeak-ng voices, then Kaldi data dirs data/{train,dev,test,test_noisy}.
+# read aloud by espeak-ng voices, then Kaldi data dirs data/{train,dev,test,test_noisy,train_mc,dev_mc} and
+# the LM text data/local/other_text/text.
 #
 #   local/data.sh                                   # the full corpus (5000/200/300 utterances)
 #   local/data.sh --num_train 40 --num_dev 8 --num_test 8 --nj 2     # a tiny one for CI
@@ -19,8 +20,8 @@ log() {
 }
 SECONDS=0
 
-stage=1             # 1: choose sentences and voices, 2: synthesize, 3: noisy test copy, 4: multi-condition train/dev
-stop_stage=4
+stage=1             # 1: choose sentences and voices, 2: synthesize, 3: noisy test copy, 4: multi-condition train/dev,
+stop_stage=5        # 5: LM text (data/local/other_text/text)
 nj=2                # parallel espeak-ng jobs
 seed=0              # seeds sentence selection, voices, rates, pitches and noise
 num_train=5000      # utterances per subset
@@ -122,6 +123,16 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
             --wav_dir "${audio_dir}/${subset}_mc" --snr "${train_snr}" --noise_type ${train_noise_types} \
             --fraction "${train_noisy_fraction}" --seed "$((seed + 1))"
     done
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    # Extra LM text, as LibriSpeech's data/local/other_text: the fortune sentences nobody reads in the corpus,
+    # without any fortune that holds a dev or test sentence (run.sh adds it to the LM's --lm_train_text).
+    log "stage 5: ${data_dir}/local/other_text/text: fortune sentences for the LM, evaluation fortunes left out"
+    # shellcheck disable=SC2046
+    python3 local/lm_text.py --out "${data_dir}/local/other_text/text" --fortune_dir "${fortune_dir}" \
+        ${categories:+--categories ${categories}} --train_text "${data_dir}/train/text" \
+        --held_out_text "${data_dir}/dev/text" "${data_dir}/test/text"
 fi
 
 for subset in train dev test test_noisy train_mc dev_mc; do

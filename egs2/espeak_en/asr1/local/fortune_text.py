@@ -67,6 +67,22 @@ def category_path(fortune_dir: Path, category: str) -> Path:
     return path
 
 
+def iter_fortunes(fortune_dir: Path, categories: Sequence[str]) -> Iterator[Tuple[str, List[str]]]:
+    """Yield every fortune of the given categories as its list of sentences.
+
+    Args:
+        fortune_dir: Directory of the fortune database.
+        categories: Category file names to read, in the order given.
+
+    Yields:
+        ``(category, sentences)`` pairs, one per fortune, in file order.
+    """
+    for category in categories:
+        text = category_path(fortune_dir, category).read_text(encoding="utf-8", errors="replace")
+        for fortune in split_fortunes(text):
+            yield category, split_sentences(fortune)
+
+
 def iter_sentences(fortune_dir: Path, categories: Sequence[str]) -> Iterator[Tuple[str, str]]:
     """Yield every sentence of the given fortune categories.
 
@@ -77,8 +93,6 @@ def iter_sentences(fortune_dir: Path, categories: Sequence[str]) -> Iterator[Tup
     Yields:
         ``(category, sentence)`` pairs.
     """
-    for category in categories:
-        text = category_path(fortune_dir, category).read_text(encoding="utf-8", errors="replace")
-        for fortune in split_fortunes(text):
-            for sentence in split_sentences(fortune):
-                yield category, sentence
+    for category, sentences in iter_fortunes(fortune_dir, categories):
+        for sentence in sentences:
+            yield category, sentence
