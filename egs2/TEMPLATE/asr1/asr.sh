@@ -20,6 +20,16 @@ min() {
     echo "${a}"
 }
 # split_into_jobs <key-file> <prefix> <nj>: split a key file into <prefix>.1.scp .. <prefix>.<nj>.scp.
+# max_epoch_of ARGS CONFIG: the number of training epochs, for the progress lines: --max_epoch in ARGS, else
+# max_epoch in the CONFIG file (may be empty), else ESPnet's default 40.
+max_epoch_of() {
+    python3 -c "
+import re, sys
+args = re.search(r'--max_epoch[= ](\d+)', sys.argv[1])
+conf = re.search(r'^max_epoch:\s*(\d+)', open(sys.argv[2]).read(), re.M) if sys.argv[2] else None
+print((args or conf).group(1) if (args or conf) else 40)" "$1" "$2"
+}
+
 split_into_jobs() {
     local key_file=$1 prefix=$2 nj=$3 n
     local split_scps=()
@@ -752,6 +762,9 @@ if ! "${skip_train}"; then
 
             log "LM training started... log: '${lm_exp}/train.log'"
             # shellcheck disable=SC2086
+            scripts/utils/run_with_progress.sh --total "$(max_epoch_of "${lm_args}" "${lm_config}")" \
+                --label "LM training epochs (${lm_exp}/train.log)" \
+                --files "${lm_exp}/train.log" --pattern "epoch results:" -- \
             ${python} -m espnet2.bin.launch \
                 --cmd "${cuda_cmd} --name ${lm_exp}/train.log --num_threads ${train_num_threads}" \
                 --log "${lm_exp}"/train.log \
@@ -925,17 +938,11 @@ if ! "${skip_train}"; then
         log "Generate '${asr_exp}/run.sh'. You can resume the process from stage 11 using this script"
         mkdir -p "${asr_exp}"; echo "${run_args} --stage 11 \"\$@\"; exit \$?" > "${asr_exp}/run.sh"; chmod +x "${asr_exp}/run.sh"
 
-        # The number of epochs, for the progress lines: --max_epoch in asr_args, else in the config, else ESPnet's 40.
-        _max_epoch=$(python3 -c "
-import re, sys
-args = re.search(r'--max_epoch[= ](\d+)', sys.argv[1])
-conf = re.search(r'^max_epoch:\s*(\d+)', open(sys.argv[2]).read(), re.M) if sys.argv[2] else None
-print((args or conf).group(1) if (args or conf) else 40)" "${asr_args}" "${asr_config}")
-
         # NOTE(kamo): --fold_length is used only if --batch_type=folded and it's ignored in the other case
         log "ASR training started... log: '${asr_exp}/train.log'"
         # shellcheck disable=SC2086
-        scripts/utils/run_with_progress.sh --total "${_max_epoch}" --label "ASR training epochs (${asr_exp}/train.log)" \
+        scripts/utils/run_with_progress.sh --total "$(max_epoch_of "${asr_args}" "${asr_config}")" \
+            --label "ASR training epochs (${asr_exp}/train.log)" \
             --files "${asr_exp}/train.log" --pattern "epoch results:" -- \
         ${python} -m espnet2.bin.launch \
             --cmd "${cuda_cmd} --name ${asr_exp}/train.log --num_threads ${train_num_threads}" \
