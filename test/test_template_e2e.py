@@ -42,6 +42,8 @@ def test_stages_1_to_13_write_results_md(trained_recipe):
     assert row.split("|")[2:4] == ["4", "12"]  # 4 test sentences of 3 words
     assert "Stage 11: ASR Training" in result.stdout and "log: 'exp/asr_train_asr_raw_char_sp/train.log'" in result.stdout
     assert "run.pl: 2/2 jobs done" in result.stderr and "decoding test: " in result.stderr
+    for label in ("LM training epochs (exp/lm_train_lm_char/train.log)", f"ASR training epochs ({ASR_EXP}/train.log)"):
+        assert f"{label}: " in result.stderr, label
     for train_log in (f"{ASR_EXP}/train.log", "exp/lm_train_lm_char/train.log"):  # --train_num_threads 2
         assert re.search(r"# Accounting: time=\d+ threads=2\n", (recipe / train_log).read_text()), train_log
 

@@ -19,7 +19,6 @@ min() {
     done
     echo "${a}"
 }
-# split_into_jobs <key-file> <prefix> <nj>: split a key file into <prefix>.1.scp .. <prefix>.<nj>.scp.
 # max_epoch_of ARGS CONFIG: the number of training epochs, for the progress lines: --max_epoch in ARGS, else
 # max_epoch in the CONFIG file (may be empty), else ESPnet's default 40.
 max_epoch_of() {
@@ -30,6 +29,7 @@ conf = re.search(r'^max_epoch:\s*(\d+)', open(sys.argv[2]).read(), re.M) if sys.
 print((args or conf).group(1) if (args or conf) else 40)" "$1" "$2"
 }
 
+# split_into_jobs <key-file> <prefix> <nj>: split a key file into <prefix>.1.scp .. <prefix>.<nj>.scp.
 split_into_jobs() {
     local key_file=$1 prefix=$2 nj=$3 n
     local split_scps=()
