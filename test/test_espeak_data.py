@@ -26,7 +26,7 @@ sys.path.insert(0, str(RECIPE / "local"))
 from fortune_text import DEFAULT_CATEGORIES, DEFAULT_FORTUNE_DIR, split_fortunes, split_sentences  # noqa: E402
 from add_noise import parse_snr  # noqa: E402
 from make_plan import collect_transcripts, limit_vocabulary, main as make_plan_main, read_plan  # noqa: E402
-from lm_text import other_text  # noqa: E402
+from lm_text import main as lm_text_main, other_text  # noqa: E402
 from text_normalization import normalize_transcript  # noqa: E402
 
 needs_tools = pytest.mark.skipif(
@@ -275,6 +275,13 @@ def test_lm_text_leaves_out_training_sentences_and_whole_evaluation_fortunes(tmp
     (tmp_path / "sayings").write_text("Rain falls on the plain.\n%\nEvery word counts twice.\n%\n")
     kept = other_text(tmp_path, ["quotes", "sayings"], spoken={"THE CAT SAT DOWN"}, held_out={"THE SKY WAS GREY"})
     assert kept == ["A DOG BARKED LOUDLY", "EVERY WORD COUNTS TWICE", "RAIN FALLS ON THE PLAIN"]
+
+
+def test_lm_text_without_the_corpus_says_which_stage_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing/text not found: run local/data.sh's stages 1-2 first"):
+        lm_text_main(["--out", str(tmp_path / "other"), "--train_text", str(tmp_path / "missing" / "text"),
+                      "--held_out_text", str(tmp_path / "missing" / "text")])
+    assert not (tmp_path / "other").exists()
 
 
 @needs_tools
