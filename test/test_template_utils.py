@@ -1,4 +1,5 @@
 """Unit tests of the Kaldi-style utilities of egs2/TEMPLATE/asr1 (utils/, scripts/, pyscripts/)."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,11 +21,11 @@ UTILS = TEMPLATE / "utils"
 PYTHON_BIN = str(Path(sys.executable).parent)
 
 
-def run(args, cwd=None, env=None, check=True, stdin=None):
+def run(args, cwd=None, env=None, check=True, stdin=None, timeout=None):
     environment = dict(os.environ, PATH=f"{PYTHON_BIN}:{os.environ['PATH']}", LC_ALL="C")
     environment.update(env or {})
     result = subprocess.run([str(a) for a in args], cwd=cwd, env=environment, capture_output=True, text=True,
-                            input=stdin)
+                            input=stdin, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -394,3 +395,27 @@ def test_progress_monitor_counts_lines_until_total(tmp_path):
     result = run([sys.executable, TEMPLATE / "pyscripts" / "utils" / "progress_monitor.py", "--total", "3",
                   "--label", "demo", "--interval", "0.1", "--pattern", "^[a-c]$", str(tmp_path / "out.*")])
     assert result.stderr.startswith("demo: 3/3 (100.0%), elapsed 0:00:00, ETA 0:00:00")
+
+
+def test_progress_monitor_reads_epoch_numbers_of_a_resumed_run(tmp_path):
+    """With a group in --pattern, done is the largest number captured: a run resumed at epoch 27 (a new log
+    holding epochs 27 and 28) shows 28/28 and stops, where counting its lines would give 2/28."""
+    log = ("[vm] (trainer:394) INFO: 27epoch results: [train] acc=0.7\n"
+           "[vm] (trainer:811) INFO: 28epoch:train:1-15batch: acc=0.7\n"
+           "[vm] (trainer:394) INFO: 28epoch results: [train] acc=0.7\n")
+    write(tmp_path / "train.log", log)
+    result = run([sys.executable, TEMPLATE / "pyscripts" / "utils" / "progress_monitor.py", "--total", "28",
+                  "--label", "epochs", "--interval", "0.1", "--pattern", r"(\d+)epoch results:",
+                  str(tmp_path / "train.log")], timeout=30)  # counting lines, it would wait at 2/28 forever
+    assert result.stderr.startswith("epochs: 28/28 (100.0%), elapsed 0:00:00, ETA 0:00:00"), result.stderr
+
+
+def test_progress_line_eta_counts_only_what_this_run_did():
+    spec = importlib.util.spec_from_file_location("progress_monitor", TEMPLATE / "pyscripts/utils/progress_monitor.py")
+    progress_monitor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(progress_monitor)
+    progress_line = progress_monitor.progress_line
+    line = progress_line("epochs", 28, 30, 120.0, done_before=26)  # 2 epochs in 2 min: 2 more take 2 min
+    assert line == "epochs: 28/30 (93.3%), elapsed 0:02:00, ETA 0:02:00"
+    assert progress_line("epochs", 10, 30, 100.0) == "epochs: 10/30 (33.3%), elapsed 0:01:40, ETA 0:03:20"
+    assert progress_line("epochs", 26, 30, 5.0, done_before=26).endswith("ETA ?")

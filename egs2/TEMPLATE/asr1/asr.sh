@@ -764,7 +764,7 @@ if ! "${skip_train}"; then
             # shellcheck disable=SC2086
             scripts/utils/run_with_progress.sh --total "$(max_epoch_of "${lm_args}" "${lm_config}")" \
                 --label "LM training epochs (${lm_exp}/train.log)" \
-                --files "${lm_exp}/train.log" --pattern "epoch results:" -- \
+                --files "${lm_exp}/train.log" --pattern '([0-9]+)epoch results:' -- \
             ${python} -m espnet2.bin.launch \
                 --cmd "${cuda_cmd} --name ${lm_exp}/train.log --num_threads ${train_num_threads}" \
                 --log "${lm_exp}"/train.log \
@@ -943,7 +943,7 @@ if ! "${skip_train}"; then
         # shellcheck disable=SC2086
         scripts/utils/run_with_progress.sh --total "$(max_epoch_of "${asr_args}" "${asr_config}")" \
             --label "ASR training epochs (${asr_exp}/train.log)" \
-            --files "${asr_exp}/train.log" --pattern "epoch results:" -- \
+            --files "${asr_exp}/train.log" --pattern '([0-9]+)epoch results:' -- \
         ${python} -m espnet2.bin.launch \
             --cmd "${cuda_cmd} --name ${asr_exp}/train.log --num_threads ${train_num_threads}" \
             --log "${asr_exp}"/train.log \
