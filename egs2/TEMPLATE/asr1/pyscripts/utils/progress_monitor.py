@@ -20,26 +20,26 @@ import re
 import signal
 import sys
 import time
-from typing import Iterator, List, Optional, Pattern, Tuple
+from typing import Iterator, List, Tuple
 
 
-def matching_lines(patterns: List[str], regex: Optional[Pattern]) -> Iterator[str]:
-    """The lines (matching `regex`, if given) of every file matching the globs `patterns`."""
+def matches(patterns: List[str], regex: re.Pattern) -> Iterator[re.Match]:
+    """The match of `regex` in each line that has one, over every file matching the globs `patterns`."""
     for pattern in patterns:
         for path in glob.glob(pattern):
             try:
                 with open(path, encoding="utf-8", errors="replace") as handle:
-                    yield from (line for line in handle if regex is None or regex.search(line))
+                    yield from filter(None, map(regex.search, handle))
             except OSError:
                 continue  # the file is being created or was removed; count it next time
 
 
-def progress(patterns: List[str], regex: Optional[Pattern]) -> Tuple[int, int]:
-    """(done, done before this run started): a line count and 0, or, for a REGEX with a group, the largest
-    number captured and the smallest minus one."""
-    if regex is None or regex.groups == 0:
-        return sum(1 for _ in matching_lines(patterns, regex)), 0
-    numbers = [int(regex.search(line).group(1)) for line in matching_lines(patterns, regex)]
+def progress(patterns: List[str], regex: re.Pattern) -> Tuple[int, int]:
+    """(done, done before this run started): the count of matching lines and 0, or, for a regex with a group,
+    the largest number captured and the smallest minus one."""
+    if regex.groups == 0:
+        return sum(1 for _ in matches(patterns, regex)), 0
+    numbers = [int(match.group(1)) for match in matches(patterns, regex)]
     return (max(numbers), min(numbers) - 1) if numbers else (0, 0)
 
 
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("globs", nargs="+")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    regex = re.compile(args.pattern) if args.pattern else None
+    regex = re.compile(args.pattern or "")  # no pattern: every line matches
     started = time.time()
     reported = -1
     while True:
