@@ -129,7 +129,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     # Extra LM text, as LibriSpeech's data/local/other_text: the fortune sentences nobody reads in the corpus,
     # without any fortune that holds a dev or test sentence (run.sh adds it to the LM's --lm_train_text).
     log "stage 5: ${data_dir}/local/other_text/text: fortune sentences for the LM, evaluation fortunes left out"
-    # shellcheck disable=SC2046
+    # shellcheck disable=SC2086
     python3 local/lm_text.py --out "${data_dir}/local/other_text/text" --fortune_dir "${fortune_dir}" \
         ${categories:+--categories ${categories}} --train_text "${data_dir}/train/text" \
         --held_out_text "${data_dir}/dev/text" "${data_dir}/test/text"
