@@ -1,0 +1,122 @@
+"""Where a training step of the espeak_en demo models goes on CPU, and what batch size buys.
+
+Builds the demo's Samba-ASR (egs2/espeak_en/asr1/conf/train_asr_samba.yaml) and its Conformer + Transformer
+baseline (conf/train_asr_conformer.yaml) through ESPnet's ASR task, 150 tokens, 40-dim features, and times on
+random inputs (the cost does not depend on the values) of `--frames` frames (220 = 2.2 s, the corpus's typical
+utterance) with 20 target tokens:
+
+- one full training step (forward, backward, Adam step) at batch 16, Samba-ASR against the Conformer;
+- forward + backward of each part of Samba-ASR at batch 16: the conv2d6 front end (`encoder.embed`), the whole
+  encoder, one bidirectional Mamba layer, the decoder on a fixed encoder output; each as a share of the step;
+- the time per utterance of a full step at batch 16, 32 and 48, as a ratio to batch 16.
+
+Each figure is the best of `--repeats` means over `--steps` calls after two warm-up calls, all in one process.
+Run it on a quiet machine with the thread count of the recipe's training (2).
+
+Usage: tools/venv/bin/python bench/bench_demo_step.py [--threads 2] [--frames 220] [--repeats 3] [--steps 6]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+from espnet2.tasks.asr import ASRTask
+
+import espnet_samba  # noqa: F401  (registers encoder/decoder "mamba")
+
+RECIPE_CONF = Path(__file__).resolve().parents[1] / "egs2" / "espeak_en" / "asr1" / "conf"
+VOCABULARY = 150
+FEATURES = 40
+TOKENS = 20
+
+
+def build(config_name: str) -> torch.nn.Module:
+    """The recipe's model of `config_name`, in training mode."""
+    config = yaml.safe_load((RECIPE_CONF / config_name).read_text())
+    tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(VOCABULARY - 3)] + ["<sos/eos>"]
+    parser = ASRTask.get_parser()
+    args = parser.parse_args(["--token_list", ",".join(tokens), "--input_size", str(FEATURES)])
+    args.token_list = tokens
+    for key, value in config.items():
+        setattr(args, key, value)
+    model = ASRTask.build_model(args)
+    model.train()
+    return model
+
+
+def seconds(call: Callable[[], None], repeats: int, steps: int) -> float:
+    """Best of `repeats` mean times of `steps` calls, after two warm-up calls."""
+    call()
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            call()
+        best = min(best, (time.perf_counter() - start) / steps)
+    return best
+
+
+def training_step(model: torch.nn.Module, batch: int, frames: int) -> Callable[[], None]:
+    """One forward, backward and Adam step on a random batch (B, frames, 40) with 20 tokens per utterance."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    speech, speech_lengths = torch.randn(batch, frames, FEATURES), torch.full((batch,), frames)
+    text, text_lengths = torch.randint(2, VOCABULARY - 1, (batch, TOKENS)), torch.full((batch,), TOKENS)
+
+    def step() -> None:
+        loss = model(speech, speech_lengths, text, text_lengths)[0]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def samba_parts(model: torch.nn.Module, batch: int, frames: int) -> dict:
+    """Forward + backward calls of the parts of the Samba-ASR model at batch `batch`."""
+    encoder, decoder = model.encoder, model.decoder
+    speech, lengths = torch.randn(batch, frames, FEATURES), torch.full((batch,), frames)
+    with torch.no_grad():
+        encoded, encoded_lengths, _ = encoder(speech, lengths)
+    layer_input = torch.randn_like(encoded, requires_grad=True)
+    memory = torch.randn_like(encoded, requires_grad=True)
+    tokens, token_lengths = torch.randint(2, VOCABULARY - 1, (batch, TOKENS)), torch.full((batch,), TOKENS)
+    return {
+        "conv2d6 front end": lambda: encoder.embed(speech, None)[0].sum().backward(),
+        "encoder (front end + 6 layers)": lambda: encoder(speech, lengths)[0].sum().backward(),
+        "one bidirectional Mamba layer": lambda: encoder.encoders[0](layer_input, encoded_lengths).sum().backward(),
+        "decoder": lambda: decoder(memory, encoded_lengths, tokens, token_lengths)[0].sum().backward(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=220)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=6)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    samba, conformer = build("train_asr_samba.yaml"), build("train_asr_conformer.yaml")
+    time_of = lambda call: seconds(call, args.repeats, args.steps)  # noqa: E731
+    print(f"threads {args.threads}, {args.frames} frames ({args.frames / 100:.1f} s), {TOKENS} tokens per utterance")
+
+    step = time_of(training_step(samba, 16, args.frames))
+    conformer_step = time_of(training_step(conformer, 16, args.frames))
+    print(f"training step, batch 16: Samba-ASR {step * 1e3:.1f} ms, Conformer {conformer_step * 1e3:.1f} ms "
+          f"(Samba / Conformer {step / conformer_step:.2f}x)")
+    for name, call in samba_parts(samba, 16, args.frames).items():
+        part = time_of(call)
+        print(f"  {name:32s} fwd+bwd {part * 1e3:6.1f} ms = {part / step:.2f} of the Samba-ASR step")
+    per_utterance = {batch: time_of(training_step(samba, batch, args.frames)) / batch for batch in (16, 32, 48)}
+    for batch, cost in per_utterance.items():
+        print(f"  batch {batch}: {cost * 1e3:.2f} ms per utterance = {cost / per_utterance[16]:.2f}x batch 16's")
+
+
+if __name__ == "__main__":
+    main()
