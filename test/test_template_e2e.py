@@ -71,3 +71,31 @@ def test_fbank_features_feed_asr_statistics(trained_recipe):
     assert len(shapes) == 24 and all(line.split()[1].endswith(",80") for line in shapes)
     assert "--input_size=80" in (recipe / "exp/asr_stats_fbank/logdir/stats.1.log").read_text()
     assert (recipe / "exp/asr_stats_fbank/train/feats_stats.npz").exists()
+
+
+def test_use_lexicon_decodes_only_words_of_the_lm_text(trained_recipe):
+    recipe, _ = trained_recipe
+    sp = ("--speed_perturb_factors", "0.9 1.0 1.1")
+    missing = run_asr(recipe, "--stage", "12", "--stop_stage", "12", "--use_lexicon", "true", *sp)
+    assert missing.returncode != 0
+    assert "--use_lexicon true but data/token_list/lexicon.txt is missing; run stage 5" in missing.stdout
+
+    result = run_asr(recipe, "--stage", "5", "--stop_stage", "13", "--use_lexicon", "true", "--skip_train", "true",
+                     *sp)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lm_words = {w for line in (recipe / "dump/raw/lm_train.txt").read_text().splitlines() for w in line.split()[1:]}
+    lexicon = (recipe / "data/token_list/lexicon.txt").read_text().split()
+    assert sorted(lexicon) == sorted(lm_words)
+    decode_dir = recipe / DECODE_DIR.replace("_asr_model_", "_lexicon_asr_model_")
+    hypotheses = [line.split()[1:] for line in (decode_dir / "text").read_text().splitlines()]
+    assert len(hypotheses) == 4 and any(hypotheses), hypotheses
+    assert all(w in lm_words for words in hypotheses for w in words), hypotheses
+    assert "espnet_samba.bin.asr_inference" in (decode_dir / "logdir/asr_inference.1.log").read_text()
+    assert "_lexicon_asr_model_" in (recipe / ASR_EXP / "RESULTS.md").read_text()
+
+
+def test_use_lexicon_with_word_tokens_is_refused(tmp_path):
+    recipe = make_recipe(tmp_path)
+    result = run_asr(recipe, "--stage", "5", "--token_type", "word", "--use_lexicon", "true")
+    assert result.returncode == 2
+    assert "--use_lexicon true constrains bpe or char tokens to words; --token_type word decodes words" in result.stdout

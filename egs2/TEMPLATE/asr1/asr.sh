@@ -133,6 +133,8 @@ inference_args=   # Arguments for decoding, e.g., "--lm_weight 0.1".
 inference_lm=valid.loss.ave.pth       # Language model path for decoding.
 inference_ngram=${ngram_num}gram.bin
 inference_asr_model=valid.acc.ave.pth # ASR model path for decoding.
+use_lexicon=false     # Decode only words of the LM text (stage 5 writes the list; espnet_samba.bin.asr_inference).
+word_vocab_size=0     # The lexicon's size: the most frequent words of the LM text (0: all of them).
                                       # e.g.
                                       # inference_asr_model=train.loss.best.pth
                                       # inference_asr_model=3epoch.pth
@@ -247,6 +249,9 @@ Options:
     --inference_lm        # Language model path for decoding (default="${inference_lm}").
     --inference_ngram     # N-gram LM file for decoding (default="${inference_ngram}").
     --inference_asr_model # ASR model path for decoding (default="${inference_asr_model}").
+    --use_lexicon         # Decode only words of the LM text: stage 5 writes them to a lexicon, stage 12 decodes
+                          # with espnet_samba.bin.asr_inference --lexicon (default="${use_lexicon}").
+    --word_vocab_size     # The lexicon's size, most frequent words first; 0 keeps all (default="${word_vocab_size}").
 
     # [Task dependent] Set the datadir name created by local/data.sh
     --train_set     # Name of training set (required).
@@ -333,6 +338,7 @@ bpemodel="${bpeprefix}".model
 bpetoken_list="${bpedir}"/tokens.txt
 chartoken_list="${token_listdir}"/char/tokens.txt
 wordtoken_list="${token_listdir}"/word/tokens.txt
+lexicon="${token_listdir}"/lexicon.txt
 
 if [ "${token_type}" = bpe ]; then
     token_list="${bpetoken_list}"
@@ -348,6 +354,10 @@ else
 fi
 lm_token_list="${token_list}"
 lm_token_type="${token_type}"
+if "${use_lexicon}" && [ "${token_type}" = word ]; then
+    log "Error: --use_lexicon true constrains bpe or char tokens to words; --token_type word decodes words already"
+    exit 2
+fi
 
 
 # Set tag for naming of model directory
@@ -444,6 +454,9 @@ if [ -z "${inference_tag}" ]; then
     fi
     if "${use_ngram}"; then
         inference_tag+="_ngram_$(basename "${ngram_exp}")_$(echo "${inference_ngram}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")"
+    fi
+    if "${use_lexicon}"; then
+        inference_tag+="_lexicon"
     fi
     inference_tag+="_asr_model_$(echo "${inference_asr_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")"
 fi
@@ -665,6 +678,18 @@ if ! "${skip_data_prep}"; then
             exit 2
         fi
         log "Token list: ${token_list} ($(<"${token_list}" wc -l) tokens)"
+
+        if "${use_lexicon}"; then
+            # The words decoding may output (--use_lexicon): those of the LM text, the most frequent first.
+            ${python} -m espnet2.bin.tokenize_text \
+                --token_type word \
+                --input "${data_feats}/lm_train.txt" --output "${lexicon}" \
+                --field 2- \
+                --cleaner "${cleaner}" \
+                --write_vocabulary true \
+                --vocabulary_size "${word_vocab_size}"
+            log "Lexicon: ${lexicon} ($(<"${lexicon}" wc -l) words of ${data_feats}/lm_train.txt)"
+        fi
     fi
 else
     log "Skip the stages for data preparation"
@@ -1001,6 +1026,16 @@ if ! "${skip_eval}"; then
         if "${use_ngram}"; then
              _opts+="--ngram_file ${ngram_exp}/${inference_ngram} "
         fi
+        _inference_tool=espnet2.bin.asr_inference
+        if "${use_lexicon}"; then
+            if [ ! -f "${lexicon}" ]; then
+                begin_stage "12: decoding" "(none)"
+                log "Error: --use_lexicon true but ${lexicon} is missing; run stage 5 with --use_lexicon true first"
+                exit 1
+            fi
+            _inference_tool=espnet_samba.bin.asr_inference
+            _opts+="--lexicon ${lexicon} "
+        fi
 
         # 2. Generate run.sh
         log "Generate '${asr_exp}/${inference_tag}/run.sh'. You can resume the process from stage 12 using this script"
@@ -1027,7 +1062,7 @@ if ! "${skip_eval}"; then
             scripts/utils/run_with_progress.sh --total "$(<"${key_file}" wc -l)" --label "decoding ${dset}" \
                 --files "${_logdir}/asr_inference.*.log" --pattern "total log probability" -- \
             ${_cmd} --gpu "${_ngpu}" JOB=1:"${_nj}" "${_logdir}"/asr_inference.JOB.log \
-                ${python} -m espnet2.bin.asr_inference \
+                ${python} -m ${_inference_tool} \
                     --batch_size ${batch_size} \
                     --ngpu "${_ngpu}" \
                     --data_path_and_name_and_type "${_data}/${_scp},speech,${_type}" \
@@ -1130,6 +1165,9 @@ if ! "${skip_packing}" && [ ${stage} -le 14 ] && [ ${stop_stage} -ge 14 ]; then
     fi
     if [ "${nlsyms_txt}" != none ]; then
         _opts+="--option ${nlsyms_txt} "
+    fi
+    if "${use_lexicon}"; then
+        _opts+="--option ${lexicon} "
     fi
     if [ -f "${asr_exp}/RESULTS.md" ]; then
         _opts+="--option ${asr_exp}/RESULTS.md "
