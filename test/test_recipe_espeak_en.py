@@ -78,9 +78,12 @@ def test_recipe_runs_stages_1_to_13(tmp_path):
         for name, (snt, wrd, corr, sub, dele, ins, err, s_err) in rows.items():
             assert snt == NUM_TEST, name
             assert wrd > 0 and err == pytest.approx(sub + dele + ins, abs=0.2), name
-    for test_set in TEST_SETS:  # decoded with run.sh's LM (shallow fusion), as the full recipe does
-        decoded = next((recipe / "exp").glob(f"asr_*/decode_asr_lm_lm_train_lm_ci_en_char_*/{test_set}/text"))
-        assert len(decoded.read_text().splitlines()) == NUM_TEST
+    lexicon = set((recipe / "data" / "en_token_list" / "lexicon.txt").read_text().split())
+    for test_set in TEST_SETS:  # decoded with run.sh's LM (shallow fusion) and lexicon, as the full recipe does
+        decoded = next((recipe / "exp").glob(f"asr_*/decode_asr_lm_lm_train_lm_ci_en_char_*_lexicon_*/{test_set}/text"))
+        hypotheses = [line.split()[1:] for line in decoded.read_text().splitlines()]
+        assert len(hypotheses) == NUM_TEST
+        assert all(word in lexicon for words in hypotheses for word in words), hypotheses
     assert (recipe / "exp" / "lm_train_lm_ci_en_char" / "perplexity_test" / "ppl").exists()
     lm_text = (recipe / "dump" / "fbank" / "lm_train.txt").read_text().splitlines()
     assert len(lm_text) > 1000, "the LM must read data/local/other_text/text besides the 30 training transcripts"

@@ -20,6 +20,8 @@ lm_config=conf/train_lm.yaml
 # no sentence of a dev/test fortune), as LibriSpeech's recipe adds data/local/other_text.
 lm_train_text="data/${train_set}/text data/local/other_text/text"
 inference_config=conf/decode_asr.yaml
+# Decoding outputs only words of the LM text (--use_lexicon: stage 5 lists them, 14,670 words): the model spells
+# rarely heard words the way they sound ("PERSENT"); the lexicon keeps the spellings that exist.
 
 ./asr.sh \
     --lang en \
@@ -31,6 +33,7 @@ inference_config=conf/decode_asr.yaml
     --token_type bpe \
     --nbpe 150 \
     --use_lm true \
+    --use_lexicon true \
     --lm_config "${lm_config}" \
     --lm_train_text "${lm_train_text}" \
     --max_wav_duration 10 \
