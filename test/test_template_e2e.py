@@ -80,8 +80,8 @@ def test_use_lexicon_decodes_only_words_of_the_lm_text(trained_recipe):
     assert missing.returncode != 0
     assert "--use_lexicon true but data/token_list/lexicon.txt is missing; run stage 5" in missing.stdout
 
-    result = run_asr(recipe, "--stage", "5", "--stop_stage", "13", "--use_lexicon", "true", "--skip_train", "true",
-                     *sp)
+    result = run_asr(recipe, "--stage", "5", "--stop_stage", "14", "--use_lexicon", "true", "--skip_train", "true",
+                     "--skip_packing", "false", *sp)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lm_words = {w for line in (recipe / "dump/raw/lm_train.txt").read_text().splitlines() for w in line.split()[1:]}
     lexicon = (recipe / "data/token_list/lexicon.txt").read_text().split()
@@ -92,6 +92,8 @@ def test_use_lexicon_decodes_only_words_of_the_lm_text(trained_recipe):
     assert all(w in lm_words for words in hypotheses for w in words), hypotheses
     assert "espnet_samba.bin.asr_inference" in (decode_dir / "logdir/asr_inference.1.log").read_text()
     assert "_lexicon_asr_model_" in (recipe / ASR_EXP / "RESULTS.md").read_text()
+    packed = zipfile.ZipFile(recipe / ASR_EXP / "asr_train_asr_raw_char_sp_valid.acc.ave.zip").namelist()
+    assert "data/token_list/lexicon.txt" in packed, packed
 
 
 def test_use_lexicon_with_word_tokens_is_refused(tmp_path):

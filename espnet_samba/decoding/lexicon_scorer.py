@@ -2,7 +2,7 @@
 words of a word list, as a WFST decoder's lexicon does for a hybrid system."""
 from __future__ import annotations
 
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 from espnet.nets.batch_beam_search import BatchBeamSearch
@@ -45,7 +45,8 @@ class LexiconScorer(BatchScorerInterface):
         scores = torch.stack([self.tree.transitions(node)[0] for node in nodes])
         return scores.to(device=xs.device, dtype=xs.dtype), nodes
 
-    def select_state(self, state: Any, i: int, new_id: int = None) -> int:
+    def select_state(self, state: Any, i: int, new_id: Optional[int] = None) -> int:
+        """Hypothesis `i`'s node: `BatchBeamSearch` keeps a list per batch, `BeamSearch` one node each."""
         return state[i] if isinstance(state, list) else state
 
 
