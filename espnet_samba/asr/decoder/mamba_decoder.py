@@ -27,6 +27,7 @@ from typeguard import typechecked
 
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet.nets.scorer_interface import BatchScorerInterface
+from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
 from espnet_samba.asr.decoder.attention_connection import AttentionCrossConnection
 from espnet_samba.asr.decoder.decoder_state import HypothesisState, MambaStackState, batch_memories
 from espnet_samba.asr.decoder.prefix_connection import PrefixCrossConnection
@@ -101,6 +102,7 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         **unsupported: Any,
     ) -> None:
         super().__init__()
+        refuse_mismatched_checkpoints(self)
         _check_options(cross_connection, num_blocks, input_layer, normalize_before, unsupported)
         attention_options = {
             "attention_heads": attention_heads,

@@ -9,6 +9,7 @@ import torch.nn as nn
 from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
 from espnet_samba.asr.encoder.input_layers import apply_input_layer
 
 EncoderOutput = Union[torch.Tensor, Tuple[torch.Tensor, List[Tuple[int, torch.Tensor]]]]
@@ -39,6 +40,7 @@ class LayerStackEncoder(AbsEncoder):
         interctc_use_conditioning: bool,
     ) -> None:
         super().__init__()
+        refuse_mismatched_checkpoints(self)
         num_blocks = len(encoders)
         invalid = [idx for idx in interctc_layer_idx if not 0 < idx < num_blocks]
         if invalid:
