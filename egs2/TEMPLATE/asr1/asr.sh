@@ -133,13 +133,13 @@ inference_args=   # Arguments for decoding, e.g., "--lm_weight 0.1".
 inference_lm=valid.loss.ave.pth       # Language model path for decoding.
 inference_ngram=${ngram_num}gram.bin
 inference_asr_model=valid.acc.ave.pth # ASR model path for decoding.
-use_lexicon=false     # Decode only words of the LM text (stage 5 writes the list; espnet_samba.bin.asr_inference).
-word_vocab_size=0     # The lexicon's size: the most frequent words of the LM text (0: all of them).
                                       # e.g.
                                       # inference_asr_model=train.loss.best.pth
                                       # inference_asr_model=3epoch.pth
                                       # inference_asr_model=valid.acc.best.pth
                                       # inference_asr_model=valid.loss.ave.pth
+use_lexicon=false     # Decode only words of the LM text (stage 5 writes the list; espnet_samba.bin.asr_inference).
+word_vocab_size=0     # The lexicon's size: the most frequent words of the LM text (0: all of them).
 
 # [Task dependent] Set the datadir name created by local/data.sh
 train_set=       # Name of training set.
@@ -685,6 +685,7 @@ if ! "${skip_data_prep}"; then
                 --token_type word \
                 --input "${data_feats}/lm_train.txt" --output "${lexicon}" \
                 --field 2- \
+                --non_linguistic_symbols "${nlsyms_txt}" \
                 --cleaner "${cleaner}" \
                 --write_vocabulary true \
                 --vocabulary_size "${word_vocab_size}"
