@@ -1,6 +1,6 @@
 """Like ESPnet's CI (ci/test_configuration_espnet2.sh): every recipe's ASR and LM training config builds its model
-through ESPnet's training entry point with --dry_run, and every recipe's cmd.sh and conf/slurm.conf equal the
-template's. The entry point (ASRTask.main / LMTask.main, what `python -m espnet2.bin.asr_train` calls) runs in this
+through ESPnet's training entry point with --dry_run, every decoding config is read by ESPnet's inference parser,
+and every recipe's cmd.sh and conf/slurm.conf equal the template's. The entry point (ASRTask.main / LMTask.main, what `python -m espnet2.bin.asr_train` calls) runs in this
 process so that ESPnet is imported once for all configs."""
 import os
 from pathlib import Path
@@ -41,6 +41,16 @@ def test_asr_config_builds_model(config, tmp_path):
 @pytest.mark.parametrize("config", configs("train_lm*.yaml"))
 def test_lm_config_builds_model(config, tmp_path):
     dry_run(LMTask, config, tmp_path)
+
+
+@pytest.mark.parametrize("config", configs("decode_asr*.yaml"))
+def test_decode_config_is_read_by_espnets_inference(config):
+    """ESPnet's asr_inference parser refuses unknown keys: a decode config must work without --use_lexicon too."""
+    from espnet2.bin.asr_inference import get_parser
+
+    args = get_parser().parse_args(["--config", str(config), "--output_dir", "unused",
+                                    "--data_path_and_name_and_type", "unused,speech,sound"])
+    assert args.beam_size >= 1
 
 
 @pytest.mark.parametrize("name", ["cmd.sh", "conf/slurm.conf"])
