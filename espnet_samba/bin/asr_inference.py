@@ -66,10 +66,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     kwargs = vars(get_parser().parse_args(cmd))
     kwargs.pop("config", None)
     lexicon = kwargs.pop("lexicon")
-    if lexicon is None:
-        asr_inference.inference(**kwargs)
-        return
-    with lexicon_in_espnet_inference(read_lexicon(lexicon)):
+    with contextlib.nullcontext() if lexicon is None else lexicon_in_espnet_inference(read_lexicon(lexicon)):
         asr_inference.inference(**kwargs)
 
 

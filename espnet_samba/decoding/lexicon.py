@@ -75,8 +75,9 @@ class LexiconTokenTree:
         for token in self.token_list:
             if not is_special_symbol(token):
                 characters.update(token.replace(WORD_START, ""))
-        spellable = [w for w in words if set(w) <= characters]
-        unspellable = [w for w in words if not set(w) <= characters]
+        spellable, unspellable = [], []
+        for word in words:
+            (spellable if set(word) <= characters else unspellable).append(word)
         if not spellable:
             raise ValueError(
                 f"none of the {len(words)} lexicon words can be written with the token list's characters (first "
@@ -104,11 +105,6 @@ class LexiconTokenTree:
             node = child
         self._ends_word[node] = True
 
-    @property
-    def num_nodes(self) -> int:
-        """Number of distinct word prefixes, the empty one included."""
-        return len(self._children)
-
     def _walk(self, node: int, characters: str) -> int:
         for character in characters:
             node = self._children[node].get(character, DEAD)
@@ -121,9 +117,7 @@ class LexiconTokenTree:
 
     def _next_node(self, node: int, token: int) -> int:
         symbol = self.token_list[token]
-        if token == self.eos:
-            return ROOT if self._may_end_word(node) else DEAD
-        if symbol == CHAR_SPACE:
+        if token == self.eos or symbol == CHAR_SPACE:
             return ROOT if self._may_end_word(node) else DEAD
         if is_special_symbol(symbol):
             return DEAD
