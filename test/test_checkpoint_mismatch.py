@@ -12,10 +12,9 @@ import torch
 from espnet2.tasks.asr import ASRTask
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 
-import espnet_samba
+from test_asr_config_support import write_asr_config
 
 TOKENS = ["<blank>", "<unk>", "a", "b", "c", "<sos/eos>"]
-FRONTEND = "{'n_fft': 256, 'hop_length': 128, 'n_mels': 20}"
 MAMBA_ENCODER = ("mamba", "{'output_size': 16, 'num_blocks': 2, 'd_state': 4, 'input_layer': 'conv2d'}")
 CONFORMER_ENCODER = (
     "conformer",
@@ -27,22 +26,10 @@ TRANSFORMER_DECODER = ("transformer", "{'attention_heads': 2, 'linear_units': 32
 
 def experiment(root: Path, name: str, encoder, decoder) -> Path:
     """An ESPnet experiment dir with config.yaml (dry run) and a model file of that config's random weights."""
-    espnet_samba.register()
     output_dir = root / name
     token_list = root / "tokens.txt"
     token_list.write_text("\n".join(TOKENS) + "\n")
-    ASRTask.main(
-        cmd=[
-            "--dry_run", "true",
-            "--output_dir", str(output_dir),
-            "--token_list", str(token_list),
-            "--token_type", "char",
-            "--frontend_conf", FRONTEND,
-            "--encoder", encoder[0], "--encoder_conf", encoder[1],
-            "--decoder", decoder[0], "--decoder_conf", decoder[1],
-        ]
-    )
-    model, _ = ASRTask.build_model_from_file(output_dir / "config.yaml", None, "cpu")
+    model, _ = ASRTask.build_model_from_file(write_asr_config(output_dir, token_list, encoder, decoder), None, "cpu")
     torch.save(model.state_dict(), output_dir / "valid.acc.ave.pth")
     return output_dir
 

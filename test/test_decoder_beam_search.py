@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-import espnet_samba
 from espnet.nets.batch_beam_search import BatchBeamSearch
 from espnet.nets.beam_search import BeamSearch
 from espnet.nets.scorer_interface import BatchScorerInterface
 from espnet_samba.asr.decoder import MambaDecoder
+from test_asr_config_support import TINY_TRANSFORMER_ENCODER, write_asr_config
 
 TOKENS = ["<blank>", "<unk>", "a", "b", "c", "d", "e", "f", "<sos/eos>"]
 
@@ -28,26 +28,6 @@ def token_list(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tokens") / "tokens.txt"
     path.write_text("\n".join(TOKENS) + "\n")
     return path
-
-
-def write_asr_config(output_dir: Path, token_list: Path, decoder_conf: str) -> Path:
-    from espnet2.tasks.asr import ASRTask
-
-    espnet_samba.register()
-    ASRTask.main(
-        cmd=[
-            "--dry_run", "true",
-            "--output_dir", str(output_dir),
-            "--token_list", str(token_list),
-            "--token_type", "char",
-            "--frontend_conf", "{'n_fft': 256, 'hop_length': 128, 'n_mels': 20}",
-            "--encoder", "transformer",
-            "--encoder_conf", "{'output_size': 16, 'attention_heads': 2, 'linear_units': 32, 'num_blocks': 1}",
-            "--decoder", "mamba",
-            "--decoder_conf", decoder_conf,
-        ]
-    )
-    return output_dir / "config.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +58,7 @@ DECODER_CONFS = {
 @pytest.fixture(scope="module", params=sorted(DECODER_CONFS))
 def asr_config(request, tmp_path_factory, token_list) -> Path:
     output_dir = tmp_path_factory.mktemp(f"asr_{request.param}")
-    return write_asr_config(output_dir, token_list, DECODER_CONFS[request.param])
+    return write_asr_config(output_dir, token_list, TINY_TRANSFORMER_ENCODER, ("mamba", DECODER_CONFS[request.param]))
 
 
 def speech_to_text(asr_config: Path, lm_config: Optional[Path] = None, **options):

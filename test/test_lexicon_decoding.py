@@ -20,10 +20,10 @@ from espnet.nets.batch_beam_search_online_sim import BatchBeamSearchOnlineSim
 from espnet.nets.beam_search import BeamSearch
 from espnet.nets.scorer_interface import BatchScorerInterface
 
-import espnet_samba
 from espnet_samba.bin import asr_inference as samba_asr_inference
 from espnet_samba.decoding import LexiconScorer, LexiconTokenTree, constrain_to_lexicon, read_lexicon
 from espnet_samba.decoding.lexicon import DEAD
+from test_asr_config_support import TINY_TRANSFORMER_ENCODER, write_asr_config
 
 WORDS = ["A", "AT", "CAT", "CATS", "TEA"]
 BPE_TOKENS = ["<blank>", "<unk>", "\u2581", "\u2581A", "\u2581CAT", "\u2581C", "\u2581T", "AT", "A", "T", "S", "E",
@@ -212,25 +212,11 @@ def test_constrain_to_lexicon_rejects_other_searches():
 @pytest.fixture(scope="module")
 def tiny_char_model(tmp_path_factory) -> Path:
     """A dry-run ASR config (random weights) with the char tokens and a Mamba decoder."""
-    from espnet2.tasks.asr import ASRTask
-
-    espnet_samba.register()
     root = tmp_path_factory.mktemp("lexicon_model")
     token_list = root / "tokens.txt"
     token_list.write_text("\n".join(CHAR_TOKENS) + "\n")
-    ASRTask.main(
-        cmd=[
-            "--dry_run", "true",
-            "--output_dir", str(root),
-            "--token_list", str(token_list),
-            "--token_type", "char",
-            "--frontend_conf", "{'n_fft': 256, 'hop_length': 128, 'n_mels': 20}",
-            "--encoder", "transformer",
-            "--encoder_conf", "{'output_size': 16, 'attention_heads': 2, 'linear_units': 32, 'num_blocks': 1}",
-            "--decoder", "mamba",
-            "--decoder_conf", "{'num_blocks': 1, 'd_state': 4, 'dropout_rate': 0.0}",
-        ]
-    )
+    mamba_decoder = ("mamba", "{'num_blocks': 1, 'd_state': 4, 'dropout_rate': 0.0}")
+    write_asr_config(root, token_list, TINY_TRANSFORMER_ENCODER, mamba_decoder)
     wav_scp = root / "wav.scp"
     lines = []
     for i in range(3):

@@ -1,7 +1,8 @@
 """Like ESPnet's CI (ci/test_configuration_espnet2.sh): every recipe's ASR and LM training config builds its model
 through ESPnet's training entry point with --dry_run, every decoding config is read by ESPnet's inference parser,
-and every recipe's cmd.sh and conf/slurm.conf equal the template's. The entry point (ASRTask.main / LMTask.main, what `python -m espnet2.bin.asr_train` calls) runs in this
-process so that ESPnet is imported once for all configs."""
+and every recipe's cmd.sh and conf/slurm.conf equal the template's. The entry point (ASRTask.main / LMTask.main,
+what `python -m espnet2.bin.asr_train` calls) runs in this process so that ESPnet is imported once for all
+configs."""
 import os
 from pathlib import Path
 
