@@ -33,6 +33,8 @@ setup(
     python_requires=">=3.10",
     cmdclass={"build_py": BuildPyWithAutoregister},
     packages=find_packages(include=["espnet_samba", "espnet_samba.*"]),
+    # The fused CPU kernels are compiled from these sources on the user's machine (espnet_samba/ops/cpu_kernels.py).
+    package_data={"espnet_samba.ops": ["csrc/*.cpp", "csrc/*.h"]},
     install_requires=[
         "espnet==202511",
         "torch==2.11.0",
@@ -46,6 +48,8 @@ setup(
         # ESPnet's trainer writes tensorboard logs unless a config sets use_tensorboard: false.
         "tensorboard>=2.14",
         "whisper-normalizer==0.1.15",
+        # Builds the fused CPU kernels with torch.utils.cpp_extension (plus the system's C++ compiler).
+        "ninja>=1.11",
     ],
     extras_require={
         # CUDA kernels: source-only packages that need torch at build time, so they are built by

@@ -11,9 +11,6 @@ import torch.nn.functional as F
 
 from espnet_samba.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
 
-# Pre-softplus Δ for padded frames: softplus(-1e4 + bias) underflows to exactly 0 in float32, bf16 and fp16.
-_FROZEN_DT = -1e4
-
 
 @dataclass
 class MambaState:
@@ -147,21 +144,16 @@ class MambaMixer(nn.Module):
         Returns:
             (B, L, D), and the final `MambaState` when asked.
         """
-        batch, length, _ = hidden_states.shape
         x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
         conv_input = x
         x = causal_conv1d(x, self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu")
         dt, B, C = self._split_projection(x.transpose(1, 2))
         A = -torch.exp(self.A_log.float())
         dt = dt.transpose(1, 2)
-        if return_final_state and lengths is not None:
-            # Δ = softplus(-1e4 + bias) = 0 past a sequence's end freezes its state there (exp(0·A) = 1 and the
-            # input term vanishes), while the softplus stays fused inside the scan.
-            padding = torch.arange(length, device=x.device)[None, :] >= lengths.to(x.device)[:, None]
-            dt = dt.masked_fill(padding[:, None, :], _FROZEN_DT)
         scanned = selective_scan(
             x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z,
             delta_bias=self.dt_proj.bias.float(), delta_softplus=True, return_last_state=return_final_state,
+            lengths=lengths if return_final_state else None,
         )
         if not return_final_state:
             return self.out_proj(scanned.transpose(1, 2))

@@ -106,6 +106,7 @@ def scan_forward(
     C: torch.Tensor,
     chunk_length: int,
     save_chunk_starts: bool,
+    initial_state: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """The core scan y_t = C_t·h_t, without autograd.
 
@@ -114,6 +115,7 @@ def scan_forward(
             All of one float dtype.
         chunk_length: K.
         save_chunk_starts: also return the state before each chunk, for `scan_backward`.
+        initial_state: h_{-1}, the state before the first frame (B, N, D); None: zeros.
 
     Returns:
         y (B, L, D), the last state h_L (B, N, D), and the chunk start states (num_chunks, B, N, D) or None.
@@ -126,7 +128,7 @@ def scan_forward(
     work_shape = (batch, min(chunk_length, length), d_state, dim)
     decays, states = u.new_empty(work_shape), u.new_empty(work_shape)
     chunk_starts = u.new_empty(len(bounds), batch, d_state, dim) if save_chunk_starts else None
-    state = u.new_zeros(batch, d_state, dim)
+    state = u.new_zeros(batch, d_state, dim) if initial_state is None else initial_state
     for index, (start, end) in enumerate(bounds):
         size = end - start
         chunk_decays, chunk_states = decays[:, :size], states[:, :size]
@@ -138,7 +140,7 @@ def scan_forward(
         _run_recurrence(chunk_decays, chunk_states, state)
         y[:, start:end] = torch.matmul(C[:, start:end, None, :], chunk_states)[:, :, 0]
         state = chunk_states[:, -1].clone()
-    return y, state, chunk_starts
+    return y, state.clone() if state is initial_state else state, chunk_starts
 
 
 def scan_backward(
@@ -160,7 +162,8 @@ def scan_backward(
         chunk_starts: from `scan_forward(..., save_chunk_starts=True)` (num_chunks, B, N, D).
 
     Returns:
-        Gradients of u (B, L, D), delta (B, L, D), A_t (N, D), B (B, L, N), C (B, L, N).
+        Gradients of u (B, L, D), delta (B, L, D), A_t (N, D), B (B, L, N), C (B, L, N), and of the initial
+        state h_{-1} (B, N, D).
     """
     batch, length, dim = u.shape
     d_state = A_t.shape[0]
@@ -199,7 +202,7 @@ def scan_backward(
         grad_delta_from_decay[:, start:end] = grad_exponent.mul_(A_t).sum(2)
     grad_u = grad_delta_u * delta
     grad_delta = grad_delta_from_decay.addcmul_(grad_delta_u, u)
-    return grad_u, grad_delta, grad_A_t, grad_B, grad_C
+    return grad_u, grad_delta, grad_A_t, grad_B, grad_C, adjoint_after
 
 
 def _silu_derivative(z: torch.Tensor) -> torch.Tensor:
@@ -214,11 +217,13 @@ class _ChunkedScanFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, chunk_length):  # noqa: D102
+    def forward(ctx, u, delta, A_t, B, C, D, z, delta_bias, initial_state, delta_softplus, chunk_length):  # noqa: D102
         u, delta, A_t, B, C = (t.contiguous() for t in (u, delta, A_t, B, C))
         pre_softplus = delta if delta_bias is None else delta + delta_bias
         step_sizes = softplus(pre_softplus) if delta_softplus else pre_softplus
-        y, last_state, chunk_starts = scan_forward(u, step_sizes, A_t, B, C, chunk_length, save_chunk_starts=True)
+        y, last_state, chunk_starts = scan_forward(
+            u, step_sizes, A_t, B, C, chunk_length, save_chunk_starts=True, initial_state=initial_state
+        )
         if D is not None:
             y.addcmul_(u, D)
         out = y if z is None else y * F.silu(z)
@@ -228,6 +233,7 @@ class _ChunkedScanFunction(torch.autograd.Function):
         )
         ctx.chunk_length = chunk_length
         ctx.has_delta_bias = delta_bias is not None
+        ctx.has_initial_state = initial_state is not None
         return out, last_state
 
     @staticmethod
@@ -238,7 +244,7 @@ class _ChunkedScanFunction(torch.autograd.Function):
         if z is not None:
             grad_z = grad_out * pre_gate * _silu_derivative(z)
             grad_out = grad_out * F.silu(z)
-        grad_u, grad_delta, grad_A_t, grad_B, grad_C = scan_backward(
+        grad_u, grad_delta, grad_A_t, grad_B, grad_C, grad_initial_state = scan_backward(
             grad_out, grad_last_state, u, step_sizes, A_t, B, C, chunk_starts, ctx.chunk_length
         )
         grad_D = None
@@ -248,7 +254,10 @@ class _ChunkedScanFunction(torch.autograd.Function):
         if pre_softplus is not None:
             grad_delta.mul_(torch.sigmoid(pre_softplus))
         grad_delta_bias = grad_delta.sum((0, 1)) if ctx.has_delta_bias else None
-        return grad_u, grad_delta, grad_A_t, grad_B, grad_C, grad_D, grad_z, grad_delta_bias, None, None
+        return (
+            grad_u, grad_delta, grad_A_t, grad_B, grad_C, grad_D, grad_z, grad_delta_bias,
+            grad_initial_state if ctx.has_initial_state else None, None, None,
+        )
 
 
 def chunked_selective_scan(
@@ -262,6 +271,7 @@ def chunked_selective_scan(
     delta_bias: Optional[torch.Tensor] = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
+    initial_state: Optional[torch.Tensor] = None,
     chunk_length: Optional[int] = None,
 ):
     """Selective scan, semantics of mamba-ssm's `selective_scan_fn`, computed chunk by chunk (see module doc).
@@ -271,6 +281,7 @@ def chunked_selective_scan(
     Args:
         u: (B, D, L). delta: (B, D, L). A: (D, N). B, C: (B, N, L). D: (D,). z: (B, D, L). delta_bias: (D,).
         delta_softplus: softplus on Δ + bias. return_last_state: also return h_L (B, D, N) in the compute dtype.
+        initial_state: the state before the first frame (B, D, N); None: zeros.
         chunk_length: frames per chunk K; default: `default_chunk_length`.
 
     Returns:
@@ -291,6 +302,7 @@ def chunked_selective_scan(
     inputs = (
         time_before_channels(u), time_before_channels(delta), A.to(dtype).t(), time_before_channels(B),
         time_before_channels(C), cast(D), time_before_channels(z), cast(delta_bias),
+        None if initial_state is None else initial_state.to(dtype).transpose(1, 2).contiguous(),
     )
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         y, last_state = _ChunkedScanFunction.apply(*inputs, delta_softplus, chunk_length)
@@ -300,14 +312,16 @@ def chunked_selective_scan(
     return (y, last_state.transpose(1, 2).contiguous()) if return_last_state else y
 
 
-def _scan_without_autograd(u, delta, A_t, B, C, D, z, delta_bias, delta_softplus, chunk_length):
+def _scan_without_autograd(u, delta, A_t, B, C, D, z, delta_bias, initial_state, delta_softplus, chunk_length):
     """`_ChunkedScanFunction.forward` for inference: same arguments, nothing saved, everything in place."""
     if delta_bias is not None:
         delta = delta + delta_bias
     if delta_softplus:
         delta = softplus(delta)
     u, delta, A_t, B, C = (t.contiguous() for t in (u, delta, A_t, B, C))
-    y, last_state, _ = scan_forward(u, delta, A_t, B, C, chunk_length, save_chunk_starts=False)
+    y, last_state, _ = scan_forward(
+        u, delta, A_t, B, C, chunk_length, save_chunk_starts=False, initial_state=initial_state
+    )
     if D is not None:
         y.addcmul_(u, D)
     if z is not None:

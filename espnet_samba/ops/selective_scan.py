@@ -1,4 +1,9 @@
-"""The selective scan: one interface, the CUDA kernel when it can run, the chunked PyTorch scan otherwise."""
+"""The selective scan: one interface over three backends.
+
+CUDA tensors run mamba-ssm's kernels when they are built; CPU tensors the fused CPU kernels of `csrc/` when they
+build on this machine (`espnet_samba.ops.cpu_kernels`); everything else, and any case a kernel does not cover,
+the chunked pure-PyTorch scan. All give the results of `espnet_samba.ops.reference` to float tolerance.
+"""
 from __future__ import annotations
 
 from typing import Optional, Tuple, Union
@@ -7,8 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from espnet_samba.ops.chunked_scan import chunked_selective_scan, softplus
+from espnet_samba.ops.cpu_kernels import use_cpu_kernels
+from espnet_samba.ops.fused_scan import fused_selective_scan, fused_state_update
 from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
 from espnet_samba.ops.precision import compute_dtype
+
+# Pre-softplus Δ for frames past a sequence's end: softplus(-1e4) underflows to exactly 0 in float32, bf16 and fp16.
+_FROZEN_DELTA = -1e4
 
 
 def _check_shape(op: str, name: str, tensor: Optional[torch.Tensor], expected: Tuple[int, ...], meaning: str) -> None:
@@ -27,6 +37,8 @@ def check_scan_inputs(
     D: Optional[torch.Tensor] = None,
     z: Optional[torch.Tensor] = None,
     delta_bias: Optional[torch.Tensor] = None,
+    initial_state: Optional[torch.Tensor] = None,
+    lengths: Optional[torch.Tensor] = None,
 ) -> None:
     """Raise a ValueError naming the first input of `selective_scan` whose shape does not fit the others.
 
@@ -48,6 +60,24 @@ def check_scan_inputs(
     _check_shape(op, "D", D, (dim,), "(dim,)")
     _check_shape(op, "z", z, (batch, dim, length), "(batch, dim, length) like u")
     _check_shape(op, "delta_bias", delta_bias, (dim,), "(dim,)")
+    _check_shape(op, "initial_state", initial_state, (batch, dim, d_state), "(batch, dim, d_state)")
+    _check_shape(op, "lengths", lengths, (batch,), "(batch,)")
+
+
+def freeze_past_lengths(
+    delta: torch.Tensor, delta_bias: Optional[torch.Tensor], delta_softplus: bool, lengths: torch.Tensor
+) -> Tuple[torch.Tensor, None]:
+    """Δ input and bias for a backend without `lengths`: Δ = 0 from frame `lengths[b]` on (the state stays).
+
+    Args:
+        delta: (B, D, L). delta_bias: (D,) or None. lengths: (B,).
+
+    Returns:
+        The new delta (B, D, L), with the bias folded in, and None for the bias.
+    """
+    padding = torch.arange(delta.shape[2], device=delta.device)[None, :] >= lengths.to(delta.device)[:, None]
+    biased = delta if delta_bias is None else delta + delta_bias[:, None].to(delta.dtype)
+    return biased.masked_fill(padding[:, None, :], _FROZEN_DELTA if delta_softplus else 0.0), None
 
 
 def selective_scan(
@@ -61,26 +91,39 @@ def selective_scan(
     delta_bias: Optional[torch.Tensor] = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
+    initial_state: Optional[torch.Tensor] = None,
+    lengths: Optional[torch.Tensor] = None,
 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    """Selective scan with the signature of mamba-ssm's `selective_scan_fn`.
+    """Selective scan with the signature of mamba-ssm's `selective_scan_fn`, plus a start state and lengths.
 
     `h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t`, `y_t = C_t·h_t + D u_t`, `y *= silu(z)`, with Δ = softplus(delta +
-    delta_bias) when `delta_softplus`. On CUDA with mamba-ssm built this is its fused kernel; elsewhere the chunked
-    scan of `espnet_samba.ops.chunked_scan`, computing in float64 for float64 inputs and in float32 otherwise.
+    delta_bias) when `delta_softplus`. Computes in float64 for float64 inputs, in float32 otherwise.
 
     Args:
         u: (B, D, L). delta: (B, D, L). A: (D, N). B, C: (B, N, L). D: (D,). z: (B, D, L).
         delta_bias: (D,). delta_softplus: softplus on Δ + bias. return_last_state: also return h_L (B, D, N).
+        initial_state: h before the first frame (B, D, N), e.g. the last state of the previous chunk of a
+            stream; None: zeros. mamba-ssm's kernel has none, so CUDA tensors take the chunked scan then.
+        lengths: valid frames per sequence (B,): from frame `lengths[b]` on Δ = 0, so the returned state is the
+            one after the sequence's last valid frame, as if the padding were not there.
 
     Returns:
         y (B, D, L) in the dtype of `u`, and h_L when asked.
     """
-    check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    if use_cuda_kernels(u):
+    check_scan_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state, lengths)
+    if use_cpu_kernels(u):
+        return fused_selective_scan(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state, lengths
+        )
+    if lengths is not None:
+        delta, delta_bias = freeze_past_lengths(delta, delta_bias, delta_softplus, lengths)
+    if use_cuda_kernels(u) and initial_state is None:
         return load_cuda_kernels().selective_scan_fn(
             u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
         )
-    return chunked_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return chunked_selective_scan(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state
+    )
 
 
 def selective_state_update(
@@ -122,6 +165,8 @@ def selective_state_update(
         return load_cuda_kernels().selective_state_update(
             state, x, dt, A, B, C, D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus
         )
+    if use_cpu_kernels(x):
+        return fused_state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
     return _state_update_in_place(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
 
 
