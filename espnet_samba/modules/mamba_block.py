@@ -62,3 +62,8 @@ class MambaBlock(nn.Module):
     def step(self, x: torch.Tensor, state: MambaState) -> torch.Tensor:
         """One frame x (B, D) -> (B, D), updating `state` in place."""
         return x + self.dropout(self.mixer.step(self.norm(x), state))
+
+    def forward_chunk(self, x: torch.Tensor, state: MambaState) -> Tuple[torch.Tensor, MambaState]:
+        """The next chunk x (B, L, D) -> (B, L, D) and the mixer's state after it (see `MambaMixer.forward_chunk`)."""
+        mixed, state = self.mixer.forward_chunk(self.norm(x), state)
+        return x + self.dropout(mixed), state

@@ -204,3 +204,33 @@ class MambaMixer(nn.Module):
         )
         out = self.out_proj(y)
         return out if squeeze else out[:, None]
+
+    def forward_chunk(self, hidden_states: torch.Tensor, state: MambaState) -> Tuple[torch.Tensor, MambaState]:
+        """Mix the next chunk of every sequence, continuing from the state after the frames before it.
+
+        The outputs are those of `forward` over the whole sequence so far, at the chunk's frames: the causal
+        convolution reads the chunk preceded by the previous `d_conv - 1` inputs kept in `state.conv_state`
+        (zeros before the first frame, as `forward`'s padding) and the scan starts from `state.ssm_state`.
+
+        Args:
+            hidden_states: the chunk (B, L, D), L >= 1; every sequence advances by the same L frames.
+            state: the state after the frames before the chunk, from `allocate_inference_cache` (none yet),
+                `forward(..., return_final_state=True)`, `step` or a previous `forward_chunk`. Not modified.
+
+        Returns:
+            (B, L, D), and the state after the chunk (new tensors of the same shapes).
+        """
+        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
+        conv_inputs = torch.cat([state.conv_state, x], dim=2)  # (B, d_inner, d_conv + L)
+        # The convolution's first d_conv - 1 outputs would read zero padding before the history: dropped.
+        x = causal_conv1d(conv_inputs[:, :, 1:], self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu")
+        x = x[:, :, self.d_conv - 1 :]
+        dt, B, C = self._split_projection(x.transpose(1, 2))
+        A = -torch.exp(self.A_log.float())
+        y, ssm_state = selective_scan(
+            x, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z,
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, return_last_state=True,
+            initial_state=state.ssm_state,
+        )
+        next_state = MambaState(conv_inputs[:, :, -self.d_conv :].clone(), ssm_state.to(state.ssm_state.dtype))
+        return self.out_proj(y.transpose(1, 2)), next_state
