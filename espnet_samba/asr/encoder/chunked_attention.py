@@ -30,6 +30,8 @@ class ChunkedSelfAttentionLayer(nn.Module):
         positional_dropout_rate: dropout on the relative positional embeddings.
     """
 
+    streaming_obstacle = "each frame attends to the later frames of its attention chunk, so it needs future input"
+
     def __init__(
         self,
         d_model: int,

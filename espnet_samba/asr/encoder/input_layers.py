@@ -156,3 +156,38 @@ def apply_input_layer(
             limit,
         )
     return subsample_in_chunks(embed, subsampling, xs_pad), subsampling.output_length(ilens).clamp(min=0)
+
+
+def stream_input_layer(
+    embed: nn.Module, xs_chunk: torch.Tensor, pending_frames: Optional[torch.Tensor], output_size: int
+) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Run a front end built by `build_input_layer` on the next chunk of a stream.
+
+    Per-frame front ends ("linear", "embed", None) map the chunk frame by frame. ESPnet's convolutional
+    subsamplings convolve over time without padding, so output frame t is a function of input frames
+    [t * stride, t * stride + receptive_field) alone and the frames computed over a prefix of the input are the
+    first frames of the offline output: every one of them is exact. The chunk is appended to the input frames
+    still pending, each output frame this window completes is computed from it (in bounded memory, see
+    `subsample_in_chunks`), and the input from the first frame of the next output frame on is kept: fewer than
+    `receptive_field` frames, so the pending input never grows. Every input layer of `INPUT_LAYERS` streams.
+
+    Args:
+        embed: the front end.
+        xs_chunk: the next frames of each stream (B, T_chunk, F), or token ids (B, T_chunk) for "embed".
+        pending_frames: (B, P, F) from the previous call, or None at the start of the streams.
+        output_size: feature size D of the front end's frames.
+
+    Returns:
+        The output frames the chunk completes (B, T', D), T' possibly 0, and the pending input frames
+        (B, P', F) for the next call (None for per-frame front ends).
+    """
+    subsampling = _subsampling_of(embed)
+    if subsampling is None:
+        return embed(xs_chunk), None
+    window = xs_chunk if pending_frames is None else torch.cat([pending_frames, xs_chunk], dim=1)
+    count = max(int(subsampling.output_length(window.size(1))), 0)
+    frames = (
+        subsample_in_chunks(embed, subsampling, window) if count else window.new_zeros(window.size(0), 0, output_size)
+    )
+    # A copy, so the pending frames hold neither the caller's tensor nor the whole window alive.
+    return frames, window[:, count * subsampling.stride :].clone()

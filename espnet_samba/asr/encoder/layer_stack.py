@@ -10,7 +10,8 @@ from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
-from espnet_samba.asr.encoder.input_layers import apply_input_layer
+from espnet_samba.asr.encoder.input_layers import apply_input_layer, stream_input_layer
+from espnet_samba.asr.encoder.stream_state import EncoderStreamState
 
 EncoderOutput = Union[torch.Tensor, Tuple[torch.Tensor, List[Tuple[int, torch.Tensor]]]]
 
@@ -22,6 +23,9 @@ class LayerStackEncoder(AbsEncoder):
     `ConformerEncoder`: after each layer in `interctc_layer_idx` (1-based) the normalised output is returned beside
     the final one, and with `interctc_use_conditioning` its CTC posteriors, projected by `conditioning_layer`
     (set by `ESPnetASRModel`), are added to the input of the next layer.
+
+    A stack of causal layers also runs chunk by chunk (`init_stream_state`, `forward_chunk`), with the offline
+    outputs.
 
     Args:
         embed: the front end, from `build_input_layer`.
@@ -78,8 +82,7 @@ class LayerStackEncoder(AbsEncoder):
             (B, T', D) outputs, or `(outputs, [(layer_idx, (B, T', D)), ...])` when `interctc_layer_idx` is set;
             output lengths (B,) (the frames that see no padding, see `input_layers`); None.
         """
-        if self.interctc_use_conditioning and self.interctc_layer_idx and ctc is None:
-            raise ValueError("interctc_use_conditioning needs the model's CTC module: call forward(..., ctc=ctc)")
+        self._check_ctc_given(ctc, "forward")
         xs, olens = apply_input_layer(self.embed, xs_pad, ilens)
 
         intermediate_outs = []
@@ -94,3 +97,59 @@ class LayerStackEncoder(AbsEncoder):
         if intermediate_outs:
             return (xs, intermediate_outs), olens, None
         return xs, olens, None
+
+    def _check_ctc_given(self, ctc: Optional[CTC], method: str) -> None:
+        if self.interctc_use_conditioning and self.interctc_layer_idx and ctc is None:
+            raise ValueError(f"interctc_use_conditioning needs the model's CTC module: call {method}(..., ctc=ctc)")
+
+    def check_streamable(self) -> None:
+        """Raise a ValueError saying why this encoder cannot run chunk by chunk, if a layer cannot."""
+        for layer_idx, layer in enumerate(self.encoders, start=1):
+            if layer.streaming_obstacle is not None:
+                raise ValueError(
+                    f"this encoder cannot run chunk by chunk: in layer {layer_idx} ({type(layer).__name__}), "
+                    f"{layer.streaming_obstacle}. Streaming needs a causal encoder: encoder: mamba with "
+                    "bidirectional: false and mixer_type: mamba (or speech_mamba with num_attention_blocks: 0)"
+                )
+
+    def init_stream_state(self, batch_size: int) -> EncoderStreamState:
+        """The state of `batch_size` streams before their first chunk, for `forward_chunk`."""
+        self.check_streamable()
+        return EncoderStreamState(None, [layer.allocate_inference_cache(batch_size) for layer in self.encoders])
+
+    def forward_chunk(
+        self, xs_chunk: torch.Tensor, state: EncoderStreamState, ctc: Optional[CTC] = None
+    ) -> Tuple[torch.Tensor, EncoderStreamState]:
+        """Encode the next chunk of B streams, continuing from the state after their previous chunks.
+
+        Every layer is causal and the front end waits for the input frames each output frame sees, so in eval
+        mode the outputs of a stream's chunks, concatenated, are `forward`'s outputs for the whole stream (to
+        float tolerance), for any chunk sizes, one frame included, and as many frames as its output length.
+        Intermediate CTC outputs are not returned (they serve training losses), but with
+        `interctc_use_conditioning` their posteriors are added back as in `forward`.
+
+        Args:
+            xs_chunk: the streams' next frames (B, T_chunk, F) (token ids (B, T_chunk) for input_layer "embed");
+                T_chunk >= 0, the same for every stream.
+            state: from `init_stream_state` or the previous call; not modified.
+            ctc: the model's CTC module; required when `interctc_use_conditioning` is on.
+
+        Returns:
+            The output frames the chunk completes (B, T'_chunk, D), T'_chunk = 0 while the subsampling waits for
+            input, and the state after the chunk.
+
+        Raises:
+            ValueError: a layer cannot run chunk by chunk (see `check_streamable`), or `ctc` is missing.
+        """
+        self.check_streamable()
+        self._check_ctc_given(ctc, "forward_chunk")
+        xs, pending_frames = stream_input_layer(self.embed, xs_chunk, state.pending_frames, self._output_size)
+        if xs.size(1) == 0:
+            return xs, EncoderStreamState(pending_frames, state.layer_states, state.offset)
+        layer_states = []
+        for layer_idx, (layer, layer_state) in enumerate(zip(self.encoders, state.layer_states), start=1):
+            xs, layer_state = layer.forward_chunk(xs, layer_state)
+            layer_states.append(layer_state)
+            if self.interctc_use_conditioning and layer_idx in self.interctc_layer_idx:
+                xs = xs + self.conditioning_layer(ctc.softmax(self.after_norm(xs)))
+        return self.after_norm(xs), EncoderStreamState(pending_frames, layer_states, state.offset + xs.size(1))

@@ -29,7 +29,8 @@ class MambaEncoder(LayerStackEncoder):
     blocks -> LayerNorm -> (B, T', output_size). No positional encoding: the Mamba mixer's causal convolution and
     recurrence already depend on frame order.
 
-    With `bidirectional: false` (the paper's form) every block is causal, so the encoder can stream. With
+    With `bidirectional: false` (the paper's form) every block is causal, so the encoder streams: chunk by chunk
+    through `init_stream_state` and `forward_chunk`, with the offline outputs (see `LayerStackEncoder`). With
     `bidirectional: true` each block has a second mixer that reads each utterance backwards, reversed within its
     own length so padding never comes first; the two directions are summed (see `BidirectionalMambaBlock`).
     The output for an utterance is the same alone or in a padded batch, in both directions.

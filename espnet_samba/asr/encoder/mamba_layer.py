@@ -1,7 +1,7 @@
 """One layer of the Mamba encoder: a (bi)directional Mamba block, optionally with Conformer-style feed-forwards."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,7 @@ import torch.nn as nn
 from espnet_samba.modules.bidirectional import BidirectionalMambaBlock
 from espnet_samba.modules.feed_forward import FeedForwardBlock
 from espnet_samba.modules.mamba_block import MambaBlock
+from espnet_samba.modules.mamba_mixer import MambaMixer, MambaState
 
 FFN_TYPES = ("none", "linear", "macaron")
 
@@ -78,3 +79,36 @@ class MambaEncoderLayer(nn.Module):
         if self.feed_forward is not None:
             x = self.feed_forward(x)
         return x
+
+    @property
+    def streaming_obstacle(self) -> Optional[str]:
+        """Why this layer cannot run chunk by chunk, or None when `forward_chunk` gives its `forward` outputs."""
+        if self.bidirectional:
+            return "the backward mixer (bidirectional: true) reads each utterance from its end: it needs the future"
+        if not isinstance(self.mamba.mixer, MambaMixer):
+            return "mixer_type 'mamba2' has no chunk form (mamba-ssm's Mamba2 forward does not return its state)"
+        return None
+
+    def allocate_inference_cache(self, batch_size: int) -> MambaState:
+        """The mixer's state before any input, for `batch_size` streams (needs a causal layer)."""
+        return self.mamba.mixer.allocate_inference_cache(batch_size)
+
+    def forward_chunk(self, x: torch.Tensor, state: MambaState) -> Tuple[torch.Tensor, MambaState]:
+        """The next chunk of every stream through a causal layer, continuing from the mixer's state.
+
+        The feed-forwards and norms act on each frame alone, so with the mixer's `forward_chunk` the outputs are
+        those of `forward` over the whole stream, at the chunk's frames.
+
+        Args:
+            x: the chunk (B, L, D), L >= 1.
+            state: the mixer's state after the frames before the chunk; not modified.
+
+        Returns:
+            (B, L, D), and the mixer's state after the chunk.
+        """
+        if self.feed_forward_before is not None:
+            x = self.feed_forward_before(x)
+        x, state = self.mamba.forward_chunk(x, state)
+        if self.feed_forward is not None:
+            x = self.feed_forward(x)
+        return x, state

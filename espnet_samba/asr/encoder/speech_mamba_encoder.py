@@ -24,7 +24,8 @@ class SpeechMambaEncoder(LayerStackEncoder):
     (after subsampling; 64 frames = 2.56 s at conv2d's 40 ms), a block-diagonal mask computed chunk by chunk
     (`ChunkedSelfAttentionLayer`), so every layer costs O(T) and the encoder scales linearly with the length;
     information crosses chunk borders through the Mamba layers. Front end, final LayerNorm, intermediate CTC and
-    batch invariance are those of `MambaEncoder`.
+    batch invariance are those of `MambaEncoder`. With attention layers it does not stream (`forward_chunk` refuses
+    it), since a frame attends to the later frames of its attention chunk.
 
     Args:
         input_size: input feature size F (vocabulary size with input_layer "embed").
