@@ -61,3 +61,28 @@ def mamba_reference() -> Iterator[types.SimpleNamespace]:
             for name in set(sys.modules) - modules_before:
                 if name in stand_ins or name.split(".")[0] in REFERENCE_PACKAGES:
                     del sys.modules[name]
+
+
+CPU_BACKENDS = ("fused-cpu-kernels", "pytorch-fallback")
+
+
+@pytest.fixture(params=CPU_BACKENDS)
+def cpu_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test once on the fused CPU kernels and once on the pure-PyTorch fallback, against the same oracle.
+
+    The fused kernels must build wherever the suite runs (CI has a C++ compiler): a failed build fails the test
+    with the build's reason instead of skipping it. The fallback is selected by turning the kernels off where the
+    ops dispatch, as a machine without a compiler would.
+    """
+    import importlib
+
+    from espnet_samba.ops.cpu_kernels import load_cpu_kernels
+
+    if request.param == "fused-cpu-kernels":
+        kernels = load_cpu_kernels()
+        if not kernels.available:
+            pytest.fail(f"the fused CPU kernels did not build: {kernels.unavailable_reason}")
+    else:
+        for module in ("espnet_samba.ops.selective_scan", "espnet_samba.ops.causal_conv"):
+            monkeypatch.setattr(importlib.import_module(module), "use_cpu_kernels", lambda tensor: False)
+    return request.param

@@ -9,6 +9,9 @@ import torch
 
 from espnet_samba.modules.mamba_mixer import MambaMixer
 
+# Every test on both CPU backends: the fused kernels and the pure-PyTorch fallback (conftest.cpu_backend).
+pytestmark = pytest.mark.usefixtures("cpu_backend")
+
 D_MODEL, D_STATE, LENGTH = 16, 8, 13
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 

@@ -10,6 +10,9 @@ from espnet_samba.ops import selective_scan
 from espnet_samba.ops.chunked_scan import chunked_selective_scan, default_chunk_length
 from espnet_samba.ops.reference import selective_scan_reference
 
+# Every test on both CPU backends: the fused kernels and the pure-PyTorch fallback (conftest.cpu_backend).
+pytestmark = pytest.mark.usefixtures("cpu_backend")
+
 CHUNK = 8
 LENGTHS = (1, 5, CHUNK, 19, 5 * CHUNK)  # a single frame, shorter than, equal to, between and a multiple of chunks
 SCAN_INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")

@@ -7,6 +7,9 @@ import torch
 from espnet_samba.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
 from espnet_samba.ops.reference import causal_conv1d_update_reference, selective_state_update_reference
 
+# Every test on both CPU backends: the fused kernels and the pure-PyTorch fallback (conftest.cpu_backend).
+pytestmark = pytest.mark.usefixtures("cpu_backend")
+
 TOLERANCE = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-12, atol=1e-12)}
 
 

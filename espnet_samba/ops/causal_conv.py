@@ -1,7 +1,8 @@
 """The causal depthwise convolution of the Mamba mixer: full-sequence and single-step forms.
 
-On CUDA with causal-conv1d built, its fused kernels run; elsewhere PyTorch's grouped `conv1d` does (a single
-depthwise convolution is already one vectorised op, so no hand-written CPU kernel is needed).
+On CUDA with causal-conv1d built, its fused kernels run; on CPU the fused kernels of `csrc/causal_conv.cpp` when
+they build (channels last, the SiLU and its derivative fused, no transpose copies on either side); elsewhere
+PyTorch's grouped `conv1d`.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from espnet_samba.ops.cpu_kernels import use_cpu_kernels
+from espnet_samba.ops.fused_conv import fused_causal_conv1d, fused_causal_conv1d_update
 from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
 from espnet_samba.ops.precision import compute_dtype
 
@@ -41,6 +44,8 @@ def causal_conv1d(
     _check_activation(activation)
     if use_cuda_kernels(x):
         return load_cuda_kernels().causal_conv1d_fn(x, weight, bias, activation=activation)
+    if use_cpu_kernels(x):
+        return fused_causal_conv1d(x, weight, bias, activation)
     width = weight.shape[1]
     out = F.conv1d(F.pad(x, (width - 1, 0)), weight[:, None, :], bias, groups=x.shape[1])
     return F.silu(out) if activation == "silu" else out
@@ -71,6 +76,8 @@ def causal_conv1d_update(
         )
     if use_cuda_kernels(x):
         return load_cuda_kernels().causal_conv1d_update(x, conv_state, weight, bias, activation)
+    if use_cpu_kernels(x):
+        return fused_causal_conv1d_update(x, conv_state, weight, bias, activation)
     dtype = compute_dtype(x, conv_state, weight, bias)
     conv_state.copy_(conv_state.roll(-1, dims=-1))
     conv_state[:, :, -1] = x

@@ -2,7 +2,7 @@
 
 The kernels are a C++ extension compiled with torch's own `cpp_extension` (ninja and a C++ compiler, the
 toolchain every ESPnet installation already has) for the local CPU (`-march=native`), the first time an op
-needs them, or ahead of time by `tools/install.sh` (`python -m espnet_samba.ops.cpu_kernels`). The build goes to
+needs them, or ahead of time by `tools/install.sh` (`python -m espnet_samba.bin.build_cpu_kernels`). The build goes to
 a per-machine cache directory keyed by the sources, the compiler flags, torch's version and the CPU's features,
 so an upgrade or another CPU never loads a stale library; concurrent first uses wait on torch's build lock.
 
@@ -23,9 +23,9 @@ from typing import Any, Optional
 import torch
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("selective_scan.cpp",)
+SOURCES = ("selective_scan.cpp", "causal_conv.cpp")
 HEADERS = ("vector_math.h",)
-COMPILE_FLAGS = ("-O3", "-march=native", "-fopenmp", "-std=c++17")
+COMPILE_FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-std=c++17")
 # -fopenmp at link time records libgomp.so.1, which resolves to the one torch already loaded (same soname), so the
 # kernels' parallel regions share torch's thread pool and honour torch.set_num_threads.
 LINK_FLAGS = ("-fopenmp",)
@@ -121,16 +121,3 @@ def use_cpu_kernels(tensor: torch.Tensor) -> bool:
     """True when `tensor` is a CPU tensor and the fused kernels load."""
     return tensor.device.type == "cpu" and load_cpu_kernels().available
 
-
-def main() -> int:
-    """`python -m espnet_samba.ops.cpu_kernels`: build now (tools/install.sh does) and report the library."""
-    kernels = load_cpu_kernels(verbose="--verbose" in sys.argv)
-    if not kernels.available:
-        print(f"fused CPU kernels unavailable: {kernels.unavailable_reason}", file=sys.stderr)
-        return 1
-    print(f"fused CPU kernels: {kernels.library_path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

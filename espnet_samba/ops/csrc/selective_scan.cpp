@@ -99,10 +99,14 @@ inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t, int64
   constexpr int L = kLanes<T>;
   load_block<T, Full>(u, p.u.at(b, t) + d0, count);
   load_block<T, Full>(dt, p.delta.at(b, t) + d0, count);
+  if (!valid) {
+    std::fill(dt, dt + L, T(0));
+  } else if (p.delta_softplus) {
 #pragma omp simd
-  for (int k = 0; k < L; ++k) {
-    const T pre = dt[k] + bias[k];
-    dt[k] = valid ? (p.delta_softplus ? softplus(pre) : pre) : T(0);
+    for (int k = 0; k < L; ++k) dt[k] = softplus(dt[k] + bias[k]);
+  } else {
+#pragma omp simd
+    for (int k = 0; k < L; ++k) dt[k] += bias[k];
   }
 }
 
@@ -111,8 +115,9 @@ void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T*
                    T* chunk_states, T* state, T* decay_rates) {
   constexpr int L = kLanes<T>;
   const int64_t N = p.d_state, dim = p.dim;
-  T bias[L], skip[L], dt[L], u[L], y[L], gate[L];
+  T bias[L], skip[L], dt[L], u[L], du[L], y[L], gate[L];
   load_state_rows<T, Full>(decay_rates, p.A_t + d0, N, dim, count);
+  for (int64_t i = 0; i < N * L; ++i) decay_rates[i] *= T(kLog2E);  // exp(Δ A) = 2^(Δ A log2 e)
   if (p.initial_state) {
     load_state_rows<T, Full>(state, p.initial_state + b * N * dim + d0, N, dim, count);
   } else {
@@ -132,14 +137,17 @@ void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T*
     const T* B_t = p.B.at(b, t);
     const T* C_t = p.C.at(b, t);
 #pragma omp simd
-    for (int k = 0; k < L; ++k) y[k] = skip[k] * u[k];
+    for (int k = 0; k < L; ++k) {
+      y[k] = skip[k] * u[k];
+      du[k] = dt[k] * u[k];
+    }
     for (int64_t n = 0; n < N; ++n) {
       const T b_n = B_t[n], c_n = C_t[n];
       T* h = state + n * L;
       const T* a = decay_rates + n * L;
 #pragma omp simd
       for (int k = 0; k < L; ++k) {
-        const T next = fast_exp(dt[k] * a[k]) * h[k] + dt[k] * u[k] * b_n;
+        const T next = fast_exp2(dt[k] * a[k]) * h[k] + du[k] * b_n;
         h[k] = next;
         y[k] += next * c_n;
       }
@@ -192,7 +200,7 @@ struct ScanGradients {
 // the item's group, kept across chunks.
 template <typename T>
 struct BackwardScratch {
-  std::vector<T> states, decays, step_sizes, decay_rates, dB_lanes, dC_lanes;
+  std::vector<T> states, decays, step_sizes, decay_rates, decay_rates_log2, dB_lanes, dC_lanes;
   std::vector<T> adjoints, dA_lanes, dD_lanes, dbias_lanes;
   BackwardScratch(int64_t chunk_length, int64_t d_state, int64_t group_blocks) {
     constexpr int L = kLanes<T>;
@@ -200,6 +208,7 @@ struct BackwardScratch {
     decays.resize(chunk_length * d_state * L);
     step_sizes.resize(chunk_length * L);
     decay_rates.resize(d_state * L);
+    decay_rates_log2.resize(d_state * L);
     dB_lanes.resize(chunk_length * d_state * L);
     dC_lanes.resize(chunk_length * d_state * L);
     adjoints.resize(group_blocks * d_state * L);
@@ -215,14 +224,16 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
                           int64_t chunk, int64_t t0, int64_t t1, int64_t d0, int count, int64_t slot) {
   constexpr int L = kLanes<T>;
   const int64_t N = p.d_state, dim = p.dim, NL = N * L;
-  T bias[L], skip[L], u[L], dt[L], dy[L], gate[L], gate_sigmoid[L], grad_out[L];
+  T bias[L], skip[L], u[L], du[L], dy[L], gate[L], gate_sigmoid[L], grad_out[L];
   T pre_gate[L], grad_delta_u[L], grad_dt[L], grad_u[L], lanes[L];
   std::fill(bias, bias + L, T(0));
   std::fill(skip, skip + L, T(0));
   if (p.delta_bias) load_block<T, Full>(bias, p.delta_bias + d0, count);
   if (p.skip) load_block<T, Full>(skip, p.skip + d0, count);
   T* decay_rates = s.decay_rates.data();
+  T* decay_rates_log2 = s.decay_rates_log2.data();
   load_state_rows<T, Full>(decay_rates, p.A_t + d0, N, dim, count);
+  for (int64_t i = 0; i < N * L; ++i) decay_rates_log2[i] = decay_rates[i] * T(kLog2E);
   const int64_t valid = p.valid_length(b);
 
   // Recompute the chunk's states h_{t0-1} .. h_{t1-1} and decays exp(Δ_t A).
@@ -236,13 +247,15 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
     const T* before = s.states.data() + i * NL;
     T* after = s.states.data() + (i + 1) * NL;
     T* decay = s.decays.data() + i * NL;
+#pragma omp simd
+    for (int k = 0; k < L; ++k) du[k] = step[k] * u[k];
     for (int64_t n = 0; n < N; ++n) {
       const T b_n = B_t[n];
 #pragma omp simd
       for (int k = 0; k < L; ++k) {
-        const T rate = fast_exp(step[k] * decay_rates[n * L + k]);
+        const T rate = fast_exp2(step[k] * decay_rates_log2[n * L + k]);
         decay[n * L + k] = rate;
-        after[n * L + k] = rate * before[n * L + k] + step[k] * u[k] * b_n;
+        after[n * L + k] = rate * before[n * L + k] + du[k] * b_n;
       }
     }
   }
@@ -275,6 +288,7 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
     }
 #pragma omp simd
     for (int k = 0; k < L; ++k) {
+      du[k] = step[k] * u[k];
       pre_gate[k] = skip[k] * u[k];
       grad_delta_u[k] = T(0);
       grad_dt[k] = T(0);
@@ -286,7 +300,7 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
       for (int k = 0; k < L; ++k) {
         const T adjoint_t = adjoint[o + k] + c_n * dy[k];  // g_t = dLoss/dh_t
         dC_t[o + k] += after[o + k] * dy[k];
-        dB_t[o + k] += adjoint_t * step[k] * u[k];
+        dB_t[o + k] += adjoint_t * du[k];
         grad_delta_u[k] += adjoint_t * b_n;
         pre_gate[k] += c_n * after[o + k];
         const T through_decay = adjoint_t * before[o + k] * decay[o + k];  // dLoss/d(Δ_t A)
@@ -295,18 +309,21 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
         adjoint[o + k] = decay[o + k] * adjoint_t;
       }
     }
-    const bool in_sequence = t < valid;
-    const T* delta_t = p.delta.at(b, t) + d0;
-    load_block<T, Full>(lanes, delta_t, count);
 #pragma omp simd
     for (int k = 0; k < L; ++k) {
       grad_u[k] = grad_delta_u[k] * step[k] + skip[k] * dy[k];
-      const T grad_step = grad_dt[k] + grad_delta_u[k] * u[k];
-      const T grad_pre = p.delta_softplus ? grad_step * sigmoid(lanes[k] + bias[k]) : grad_step;
-      grad_dt[k] = in_sequence ? grad_pre : T(0);
+      grad_dt[k] += grad_delta_u[k] * u[k];
       dD[k] += dy[k] * u[k];
-      dbias[k] += grad_dt[k];
     }
+    if (t >= valid) {
+      std::fill(grad_dt, grad_dt + L, T(0));
+    } else if (p.delta_softplus) {
+      load_block<T, Full>(lanes, p.delta.at(b, t) + d0, count);
+#pragma omp simd
+      for (int k = 0; k < L; ++k) grad_dt[k] *= sigmoid(lanes[k] + bias[k]);
+    }
+#pragma omp simd
+    for (int k = 0; k < L; ++k) dbias[k] += grad_dt[k];
     store_block<T, Full>(g.grad_u + (b * p.length + t) * dim + d0, grad_u, count);
     store_block<T, Full>(g.grad_delta + (b * p.length + t) * dim + d0, grad_dt, count);
     if (p.z.data) {
@@ -379,7 +396,9 @@ void backward_kernel(const ScanProblem<T>& p, const ScanGradients<T>& g, int64_t
                                    count);
         store_state_rows<T, false>(g.grad_A_t_batches + b * N * dim + d0, s.dA_lanes.data() + slot * NL, N, dim,
                                    count);
-        if (g.grad_D_batches) store_block<T, false>(g.grad_D_batches + b * dim + d0, s.dD_lanes.data() + slot * L, count);
+        if (g.grad_D_batches) {
+          store_block<T, false>(g.grad_D_batches + b * dim + d0, s.dD_lanes.data() + slot * L, count);
+        }
         if (g.grad_delta_bias_batches) {
           store_block<T, false>(g.grad_delta_bias_batches + b * dim + d0, s.dbias_lanes.data() + slot * L, count);
         }
@@ -538,6 +557,7 @@ void state_update_kernel(T* states, const T* x, const T* dt, const T* A, const T
       T step = dt[row] + (dt_bias ? dt_bias[d] : T(0));
       step = dt_softplus ? softplus(step) : step;
       const T input = step * x[row];
+      const T step_log2 = step * T(kLog2E);
       T* h = states + row * d_state;
       const T* a = A + d * d_state;
       const T* B_b = B + b * d_state;
@@ -545,7 +565,7 @@ void state_update_kernel(T* states, const T* x, const T* dt, const T* A, const T
       T out = T(0);
 #pragma omp simd reduction(+ : out)
       for (int64_t n = 0; n < d_state; ++n) {
-        const T next = fast_exp(step * a[n]) * h[n] + input * B_b[n];
+        const T next = fast_exp2(step_log2 * a[n]) * h[n] + input * B_b[n];
         h[n] = next;
         out += next * C_b[n];
       }

@@ -1,10 +1,10 @@
 // Element-wise math the CPU kernels apply lane by lane, written so that the compiler vectorises it.
 //
-// The float forms are polynomial (Cephes' expf, an atanh series for log1p on (0, 1]) built from multiplies, adds
-// and bit moves only, so a loop over a block of lanes becomes SIMD code at -O3 for whatever vector width the
-// target has. libm's expf/log1pf would keep those loops scalar without -ffast-math, which the kernels do not use.
-// Accuracy: fast_exp within 2 ulp on [-87, 88]; softplus within 2e-7 absolute. The double forms call libm: float64
-// is the precision of gradient checks, not of training.
+// The float forms are polynomial (2^x from its Taylor series after range reduction, an atanh series for log1p
+// on (0, 1]) built from multiplies, adds and bit moves only, so a loop over a block of lanes becomes SIMD code at
+// -O3 for whatever vector width the target has. libm's expf/log1pf would keep those loops scalar without
+// -ffast-math, which the kernels do not use. Both are accurate to a few float32 ulp (test_ops_cpu_kernels.py
+// holds the kernels to the references). The double forms call libm: float64 is for gradient checks.
 #pragma once
 
 #include <cmath>
@@ -13,28 +13,33 @@
 
 namespace samba {
 
-inline float fast_exp(float x) {
-  // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln(2) / 2; ln 2 split in two for an exact n * ln 2.
-  x = x < -87.33654f ? -87.33654f : x;  // ternaries, not fmin/fmax: those only vectorise under -ffast-math
-  x = x > 88.72283f ? 88.72283f : x;
+// 2^x = 2^n * 2^f, n = round(x), |f| <= 1/2; 2^f from its Taylor series to f^6.
+inline float fast_exp2(float x) {
+  x = x < -126.0f ? -126.0f : x;  // ternaries, not fmin/fmax: those only vectorise under -ffast-math
+  x = x > 127.0f ? 127.0f : x;
   const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer in the low mantissa bits
-  const float shifted = x * 1.44269504088896341f + round_magic;
-  const float n = shifted - round_magic;
-  const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float exp_r = p * r * r + r + 1.0f;
+  const float shifted = x + round_magic;
+  const float f = x - (shifted - round_magic);
+  float p = 1.5403530393e-4f;
+  p = p * f + 1.3333558146e-3f;
+  p = p * f + 9.6181291076e-3f;
+  p = p * f + 5.5504108665e-2f;
+  p = p * f + 2.4022650696e-1f;
+  p = p * f + 6.9314718056e-1f;
+  p = p * f + 1.0f;
   int32_t shifted_bits;
   std::memcpy(&shifted_bits, &shifted, sizeof(shifted_bits));
   const int32_t scale_bits = (shifted_bits - 0x4B400000 + 127) << 23;  // (n + 127) << 23 = 2^n
   float scale;
   std::memcpy(&scale, &scale_bits, sizeof(scale));
-  return exp_r * scale;
+  return p * scale;
 }
+
+inline double fast_exp2(double x) { return std::exp2(x); }
+
+constexpr double kLog2E = 1.4426950408889634;
+
+inline float fast_exp(float x) { return fast_exp2(x * static_cast<float>(kLog2E)); }
 
 inline double fast_exp(double x) { return std::exp(x); }
 
