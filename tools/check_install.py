@@ -4,8 +4,8 @@
     tools/venv/bin/python tools/check_install.py
 
 Exits 1 when something required is missing (torch, torchaudio, ESPnet, espnet-samba and its registration,
-sclite); the CUDA kernels, espeak-ng, sox and fortunes are reported but optional (GPU training; the demo
-corpus).
+sclite); the fused CPU kernels, the CUDA kernels, espeak-ng, sox and fortunes are reported but optional (speed
+on CPU; GPU training; the demo corpus).
 """
 from __future__ import annotations
 
@@ -43,10 +43,24 @@ def cuda_kernels() -> Row:
     from espnet_samba.ops import load_cuda_kernels
 
     if not torch.cuda.is_available():
-        return ("CUDA kernels", False, "no CUDA device: the pure-PyTorch CPU path is used", False)
+        return ("CUDA kernels", False, "no CUDA device (CPU tensors take the path reported above)", False)
     kernels = load_cuda_kernels()
     detail = f"usable on {torch.cuda.get_device_name(0)}" if kernels.available else kernels.unavailable_reason
     return ("CUDA kernels", kernels.available, detail, False)
+
+
+def cpu_kernels() -> Row:
+    """Which path the ops take on CPU tensors: the fused kernels (built for this CPU) or the PyTorch fallback."""
+    import torch
+
+    from espnet_samba.ops.cpu_kernels import load_cpu_kernels
+
+    kernels = load_cpu_kernels()
+    if kernels.available:
+        detail = f"active: fused CPU kernels, {torch.get_num_threads()} threads ({kernels.library_path})"
+    else:
+        detail = f"inactive, the pure-PyTorch path runs: {kernels.unavailable_reason}"
+    return ("CPU kernels", kernels.available, detail, False)
 
 
 def registration() -> Row:
@@ -86,6 +100,7 @@ def main() -> int:
     rows = [(f"python", True, sys.version.split()[0], True)]
     rows += python_packages()
     if all(found for name, found, _, _ in rows if name in ("torch", "espnet", "espnet-samba")):
+        rows.append(cpu_kernels())
         rows.append(cuda_kernels())
         rows.append(registration())
     rows.append(executable("sclite", [], True, "scoring"))

@@ -2,7 +2,7 @@
 # Build the espnet-samba environment in tools/venv from nothing.
 #
 #   tools/install.sh            # venv + torch + ESPnet + espnet-samba (editable) + test deps + kernels
-#                               # + sclite, espeak-ng, sox and fortunes (Debian packages, when root)
+#                               # + sclite, espeak-ng, sox, fortunes and g++ (Debian packages, when root)
 #
 # Running it again is fast and changes nothing: each step leaves a stamp in tools/venv/.stamps named after the
 # content hash of what it installed, and is skipped while the stamp matches.
@@ -15,6 +15,9 @@
 #                             tests use as an oracle); cuda: require a GPU build; skip: do not install them.
 #   TORCH_CUDA_ARCH_LIST      GPU architectures to compile for; default: the local GPU's only (a build for every
 #                             architecture takes hours).
+#   SAMBA_CPU_KERNELS=auto|off
+#                             auto: build the fused CPU kernels (espnet_samba/ops/csrc, ~20 s with g++) for this
+#                             machine's CPU; off: do not (the ops then run their pure-PyTorch path).
 set -euo pipefail
 
 readonly TORCH_VERSION=2.11.0
@@ -98,14 +101,33 @@ install_system_tools() {
     command -v sox >/dev/null 2>&1 || missing+=(sox)
     # The demo corpus (egs2/espeak_en) reads its English sentences from the fortune database.
     [[ -d /usr/share/games/fortunes ]] || missing+=(fortunes)
-    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng, sox and fortunes found"; return 0; }
+    # The fused CPU kernels are compiled with the system's C++ compiler (torch.utils.cpp_extension).
+    command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
+    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng, sox, fortunes and a C++ compiler found"; return 0; }
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         log "system tools: apt-get install ${missing[*]}"
         apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
         log "WARNING: missing ${missing[*]}: install them (Debian/Ubuntu: sudo apt-get install ${missing[*]});"
-        log "         scoring needs sclite (sctk), the demo corpus needs espeak-ng, sox and fortunes."
+        log "         scoring needs sclite (sctk), the demo corpus needs espeak-ng, sox and fortunes,"
+        log "         the fused CPU kernels need g++ (without it the slower pure-PyTorch path runs)."
+    fi
+}
+
+# The fused CPU kernels, compiled for this CPU now rather than on first use (espnet_samba/ops/cpu_kernels.py).
+# A failed build is not fatal: the ops fall back to their pure-PyTorch path, and check_install.py says so.
+build_cpu_kernels() {
+    if [[ ${SAMBA_CPU_KERNELS:-auto} == off ]]; then
+        log "cpu kernels: SAMBA_CPU_KERNELS=off, not built (the pure-PyTorch path runs)"
+        return 0
+    fi
+    log "cpu kernels: building for this CPU (log: ${venv}/cpu_kernels_build.log)"
+    if "${venv}/bin/python" -m espnet_samba.bin.build_cpu_kernels --verbose > "${venv}/cpu_kernels_build.log" 2>&1; then
+        log "cpu kernels: $(tail -n 1 "${venv}/cpu_kernels_build.log")"
+    else
+        log "WARNING: the fused CPU kernels did not build (see ${venv}/cpu_kernels_build.log);"
+        log "         the pure-PyTorch path runs instead (same results, slower)."
     fi
 }
 
@@ -126,6 +148,7 @@ main() {
         step kernels "${kernel_mode}-${MAMBA_SSM_VERSION}-${CAUSAL_CONV1D_VERSION}" install_kernels "${kernel_mode}"
     fi
     install_system_tools
+    build_cpu_kernels
     "${venv}/bin/python" "${root}/tools/check_install.py"
 }
 
