@@ -24,8 +24,9 @@ descheduled by other processes waits at every parallel region, and the Mamba lay
 the scan) suffer far more from that than the Conformer's large matrix products, so a loaded machine then
 reports mostly noise.
 
-Targets checked at the end, for every Mamba encoder: linear scaling (time at 320 s <= 40 x time at 10 s), >= 5x
-faster than the Conformer at 320 s, and less peak memory than the Conformer at 320 s.
+Targets checked at the end, for every Mamba encoder: linear scaling (time at 320 s <= 40 x time at 10 s), >= 1.3x
+faster than the Conformer at the shortest length (10 s) and >= 10x at the longest (320 s), and less peak memory
+than the Conformer at 320 s.
 
 Usage: tools/venv/bin/python bench/bench_encoder.py [--seconds 10 40 160 320] [--encoders conformer bimamba ...]
        [--repeats 3] [--threads 1] [--plot bench/encoder_scaling.png]
@@ -191,7 +192,8 @@ def check_targets(results: Dict[str, Dict[float, dict]], seconds: List[float]) -
             f"params within 10% of conformer ({points[first]['params_m']:.2f}M vs {baseline[first]['params_m']:.2f}M)":
                 abs(points[first]["params_m"] / baseline[first]["params_m"] - 1) <= 0.10,
             f"time({last:g} s) <= 40 x time({first:g} s)": points[last]["time_s"] <= 40 * points[first]["time_s"],
-            f">= 5x faster than conformer at {last:g} s": baseline[last]["time_s"] >= 5 * points[last]["time_s"],
+            f">= 1.3x faster than conformer at {first:g} s": baseline[first]["time_s"] >= 1.3 * points[first]["time_s"],
+            f">= 10x faster than conformer at {last:g} s": baseline[last]["time_s"] >= 10 * points[last]["time_s"],
             f"less peak memory than conformer at {last:g} s": points[last]["peak_mib"] < baseline[last]["peak_mib"],
         }
         for description, met in checks.items():

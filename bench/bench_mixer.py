@@ -1,14 +1,17 @@
 """Time and peak memory of one Mamba mixer layer on CPU: espnet-samba's ops against mambapy and mamba-ssm.
 
-Compared, with equal weights (d_model 256, d_state 16, expand 2, d_conv 4):
-- espnet-samba: `espnet_samba.modules.MambaMixer`, whose CPU path is the chunked scan of `espnet_samba.ops`;
+Compared, with equal weights (d_state 16, expand 2, d_conv 4):
+- espnet-samba: `espnet_samba.modules.MambaMixer` on the fused CPU kernels of `espnet_samba/ops/csrc`;
+- pytorch-fallback: the same mixer with the kernels off (`SAMBA_CPU_KERNELS=off`): the chunked PyTorch scan;
 - mambapy-pscan: mambapy 1.2.0's `MambaBlock` with its parallel scan (`pscan`);
 - mamba-ssm-ref: `mamba_ssm.modules.mamba_simple.Mamba` on its reference path (`selective_scan_ref`, no kernels);
 - gemm-floor: only the mixer's four projections (in, x, dt, out), the work no scan implementation can avoid.
 
-Cases: forward+backward at batch 4 for T = 250, 1000, 4000, and forward-only inference (`torch.inference_mode`) at
-batch 1, T = 8000. Times are the median of `--repeats` runs after one warm-up run; a run that takes more than
-`SLOW_RUN_S` is measured once (no repeats), and the reference is skipped where one run would exceed ~70 s.
+Cases: forward+backward at batch 4, d_model 256, for T = 250, 1000, 4000; at batch 64, d_model 512, T = 500 (a
+realistic training batch, where the fallback's chunk length falls to K = 1); forward-only inference
+(`torch.inference_mode`) at batch 1, T = 8000. Times are the median of `--repeats` runs after one warm-up run; a
+run that takes more than `SLOW_RUN_S` is measured once (no repeats), and the reference is skipped where one run
+would exceed ~70 s.
 
 Peak memory: every (implementation, case) runs in a fresh subprocess. After building the layer and its inputs it
 resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`, Linux >= 4.0) and reads the current RSS;
@@ -17,11 +20,11 @@ memory the forward/backward needed beyond weights and inputs, whoever allocated 
 oneDNN). tracemalloc would miss these allocations, and a process-wide ru_maxrss would include start-up peaks and
 earlier cases. Where /proc/self/clear_refs cannot be written, ru_maxrss is used instead and the table says so.
 
-Also printed: the per-token `step` latency at batch 10 (a decoder beam), which does not need a subprocess.
+Also printed: the per-token `step` latency at batch 10 (a decoder beam), which does not need a subprocess, and
+the thread scaling of espnet-samba's B=4 T=1000 training step (1 thread against `--threads`).
 
 Threads: measure on an otherwise idle machine with the default thread count. On a shared machine (more busy
-processes than cores) pass `--threads 1`: there every multi-threaded op waits for its preempted sibling thread,
-which penalises the chunked scan's ~3 small ops per frame far more than pscan's few large ones.
+processes than cores) pass `--threads 1`: there every multi-threaded op waits for its preempted sibling thread.
 
 Usage: tools/venv/bin/python bench/bench_mixer.py [--repeats 3] [--threads 2]
 """
@@ -43,7 +46,8 @@ import torch
 
 D_MODEL = 256
 SLOW_RUN_S = 20.0
-IMPLEMENTATIONS = ("espnet-samba", "mambapy-pscan", "mamba-ssm-ref", "gemm-floor")
+IMPLEMENTATIONS = ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref", "gemm-floor")
+OURS = ("espnet-samba", "pytorch-fallback", "gemm-floor")
 
 
 @dataclass(frozen=True)
@@ -51,16 +55,21 @@ class Case:
     mode: str  # "train" (forward + backward) or "infer" (forward under inference_mode)
     batch: int
     length: int
+    d_model: int = D_MODEL
 
     @property
     def label(self) -> str:
         what = "fwd+bwd" if self.mode == "train" else "infer  "
-        return f"{what} B={self.batch} T={self.length}"
+        size = "" if self.d_model == D_MODEL else f" D={self.d_model}"
+        return f"{what} B={self.batch} T={self.length}{size}"
 
 
-CASES = (Case("train", 4, 250), Case("train", 4, 1000), Case("train", 4, 4000), Case("infer", 1, 8000))
+TRAIN_1000 = Case("train", 4, 1000)
+LARGE_BATCH = Case("train", 64, 500, 512)
+CASES = (Case("train", 4, 250), TRAIN_1000, Case("train", 4, 4000), LARGE_BATCH, Case("infer", 1, 8000))
 SKIPPED = {
     ("mamba-ssm-ref", Case("train", 4, 4000)): "skipped: > 70 s (67 s at T=1000, superlinear in T)",
+    ("mamba-ssm-ref", LARGE_BATCH): "skipped: > 70 s (32x the B=4 T=1000 work, which takes 67 s)",
 }
 
 
@@ -87,20 +96,23 @@ def import_mamba_ssm_reference_module() -> types.ModuleType:
     return mamba_simple
 
 
-def build_layer(implementation: str) -> torch.nn.Module:
-    """One mixer of `implementation`, all holding the weights of `MambaMixer(D_MODEL)` under seed 0."""
+def build_layer(implementation: str, d_model: int = D_MODEL) -> torch.nn.Module:
+    """One mixer of `implementation`, all holding the weights of `MambaMixer(d_model)` under seed 0.
+
+    "pytorch-fallback" is our mixer; its process runs with SAMBA_CPU_KERNELS=off (see `measure_in_subprocess`).
+    """
     from espnet_samba.modules.mamba_mixer import MambaMixer
 
     torch.manual_seed(0)
-    ours = MambaMixer(D_MODEL)
-    if implementation in ("espnet-samba", "gemm-floor"):
+    ours = MambaMixer(d_model)
+    if implementation in OURS:
         return ours
     if implementation == "mambapy-pscan":
         from mambapy.mamba import MambaBlock, MambaConfig
 
-        layer = MambaBlock(MambaConfig(d_model=D_MODEL, n_layers=1, d_state=16, expand_factor=2, d_conv=4, pscan=True))
+        layer = MambaBlock(MambaConfig(d_model=d_model, n_layers=1, d_state=16, expand_factor=2, d_conv=4, pscan=True))
     elif implementation == "mamba-ssm-ref":
-        layer = import_mamba_ssm_reference_module().Mamba(D_MODEL, use_fast_path=False)
+        layer = import_mamba_ssm_reference_module().Mamba(d_model, use_fast_path=False)
     else:
         raise ValueError(f"unknown implementation {implementation!r}; choose from {IMPLEMENTATIONS}")
     layer.load_state_dict(ours.state_dict())
@@ -134,13 +146,13 @@ def _reset_peak_rss() -> bool:
 
 def measure_in_this_process(implementation: str, case: Case, repeats: int) -> Dict:
     """Run one case (warm-up + repeats) and return times (s) and peak memory above the set-up state (MiB)."""
-    layer = build_layer(implementation)
+    layer = build_layer(implementation, case.d_model)
     run_layer: Callable[[torch.Tensor], torch.Tensor] = (
         (lambda x: projections_only(layer, x)) if implementation == "gemm-floor" else layer
     )
     generator = torch.Generator().manual_seed(1)
-    inputs = torch.randn(case.batch, case.length, D_MODEL, generator=generator)
-    grad_out = torch.randn(case.batch, case.length, D_MODEL, generator=generator)
+    inputs = torch.randn(case.batch, case.length, case.d_model, generator=generator)
+    grad_out = torch.randn(case.batch, case.length, case.d_model, generator=generator)
     if case.mode == "train":
         inputs.requires_grad_(True)
 
@@ -163,10 +175,23 @@ def measure_in_this_process(implementation: str, case: Case, repeats: int) -> Di
     return {"times": times, "peak_mib": (peak_kib - baseline_kib) / 1024, "exact_peak": exact_peak}
 
 
+MEMORY_LIMIT_GIB = 16
+"""Address-space limit of each measuring process: a case that needs more fails with an error in the table (pscan
+at batch 64 would otherwise take the 24 GiB machine into its OOM killer)."""
+
+
+def _limit_address_space() -> None:
+    limit = MEMORY_LIMIT_GIB << 30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def measure_in_subprocess(implementation: str, case: Case, repeats: int, threads: int) -> Dict:
     command = [sys.executable, os.path.abspath(__file__), "--child", implementation, case.mode,
-               str(case.batch), str(case.length), "--repeats", str(repeats), "--threads", str(threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+               str(case.batch), str(case.length), str(case.d_model), "--repeats", str(repeats),
+               "--threads", str(threads)]
+    environment = {**os.environ, "SAMBA_CPU_KERNELS": "off" if implementation == "pytorch-fallback" else "auto"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment,
+                          preexec_fn=_limit_address_space)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -179,7 +204,7 @@ def step_latency_us(implementation: str, batch: int = 10, steps: int = 200) -> f
     frames = torch.randn(steps, batch, D_MODEL, generator=generator)
     latencies: List[float] = []
     with torch.inference_mode():
-        if implementation == "espnet-samba":
+        if implementation in ("espnet-samba", "pytorch-fallback"):
             state = layer.allocate_inference_cache(batch)
             advance = lambda frame: layer.step(frame, state)  # noqa: E731
         elif implementation == "mambapy-pscan":
@@ -199,6 +224,13 @@ def step_latency_us(implementation: str, batch: int = 10, steps: int = 200) -> f
             advance(frame)
             latencies.append(time.perf_counter() - start)
     return statistics.median(latencies[10:]) * 1e6
+
+
+def step_latency_in_subprocess(implementation: str, threads: int) -> Optional[float]:
+    command = [sys.executable, os.path.abspath(__file__), "--step-child", implementation, "--threads", str(threads)]
+    environment = {**os.environ, "SAMBA_CPU_KERNELS": "off" if implementation == "pytorch-fallback" else "auto"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
+    return float(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
 
 
 def _format_time(result: Optional[Dict]) -> str:
@@ -223,18 +255,20 @@ def _ratio(numerator: Optional[float], denominator: Optional[float]) -> str:
     return f"{numerator / denominator:6.1f}x"
 
 
-def print_report(results: Dict[Tuple[str, Case], Dict], steps: Dict[str, float]) -> None:
-    print(f"\nOne Mamba mixer layer, d_model {D_MODEL} (d_inner {2 * D_MODEL}, d_state 16), CPU, "
+def print_report(
+    results: Dict[Tuple[str, Case], Dict], steps: Dict[str, Optional[float]], single_thread: Optional[Dict]
+) -> None:
+    print(f"\nOne Mamba mixer layer, d_model {D_MODEL} unless D= says (d_inner 2 x d_model, d_state 16), CPU, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     print("\nTime (median):")
-    header = f"{'case':<24}" + "".join(f"{name:>20}" for name in IMPLEMENTATIONS)
+    header = f"{'case':<28}" + "".join(f"{name:>18}" for name in IMPLEMENTATIONS)
     print(header)
     for case in CASES:
         cells = []
         for name in IMPLEMENTATIONS:
             result = results.get((name, case))
             cells.append(SKIPPED.get((name, case), "").split(":")[0] or _format_time(result))
-        print(f"{case.label:<24}" + "".join(f"{cell:>20}" for cell in cells))
+        print(f"{case.label:<28}" + "".join(f"{cell:>18}" for cell in cells))
     print("\nPeak memory above weights and inputs (MiB):")
     print(header)
     exact = True
@@ -247,7 +281,7 @@ def print_report(results: Dict[Tuple[str, Case], Dict], steps: Dict[str, float])
             else:
                 exact = exact and result["exact_peak"]
                 cells.append(f"{result['peak_mib']:.0f}")
-        print(f"{case.label:<24}" + "".join(f"{cell:>20}" for cell in cells))
+        print(f"{case.label:<28}" + "".join(f"{cell:>18}" for cell in cells))
     if not exact:
         print("(/proc/self/clear_refs not writable: peaks are ru_maxrss differences, an upper bound)")
     for (name, case), reason in SKIPPED.items():
@@ -256,47 +290,66 @@ def print_report(results: Dict[Tuple[str, Case], Dict], steps: Dict[str, float])
         if "error" in result:
             print(f"{name} {case.label}: error: {result['error']}")
 
-    print("\nRatios (espnet-samba = 1; time ratio > 1 means espnet-samba is faster, memory ratio > 1 means smaller):")
-    print(f"{'case':<24}{'time vs pscan':>16}{'time vs ref':>14}{'mem vs pscan':>15}{'mem vs ref':>13}"
-          f"{'time / gemm floor':>20}")
+    print("\nRatios (time ratio > 1: espnet-samba is faster; memory ratio > 1: espnet-samba needs less):")
+    print(f"{'case':<28}{'vs fallback':>12}{'vs pscan':>10}{'vs ref':>9}{'mem vs pscan':>14}{'mem vs ref':>12}"
+          f"{'time / gemm floor':>19}")
     for case in CASES:
-        ours = results.get(("espnet-samba", case), {})
-        pscan = results.get(("mambapy-pscan", case), {})
-        ref = results.get(("mamba-ssm-ref", case), {})
-        floor = results.get(("gemm-floor", case), {})
-        print(f"{case.label:<24}{_ratio(_median(pscan), _median(ours)):>16}{_ratio(_median(ref), _median(ours)):>14}"
-              f"{_ratio(pscan.get('peak_mib'), ours.get('peak_mib')):>15}"
-              f"{_ratio(ref.get('peak_mib'), ours.get('peak_mib')):>13}"
-              f"{_ratio(_median(ours), _median(floor)):>20}")
-    t1000 = _median(results.get(("espnet-samba", Case("train", 4, 1000))))
+        ours, fallback, pscan, ref, floor = (
+            results.get((name, case), {}) for name in ("espnet-samba", "pytorch-fallback", "mambapy-pscan",
+                                                        "mamba-ssm-ref", "gemm-floor")
+        )
+        print(f"{case.label:<28}{_ratio(_median(fallback), _median(ours)):>12}"
+              f"{_ratio(_median(pscan), _median(ours)):>10}{_ratio(_median(ref), _median(ours)):>9}"
+              f"{_ratio(pscan.get('peak_mib'), ours.get('peak_mib')):>14}"
+              f"{_ratio(ref.get('peak_mib'), ours.get('peak_mib')):>12}"
+              f"{_ratio(_median(ours), _median(floor)):>19}")
+    t1000 = _median(results.get(("espnet-samba", TRAIN_1000)))
     t4000 = _median(results.get(("espnet-samba", Case("train", 4, 4000))))
     print(f"\nLinearity: espnet-samba fwd+bwd T=4000 / T=1000 = {_ratio(t4000, t1000).strip()} (4x is linear)")
+    if single_thread is not None:
+        print(f"Threads: espnet-samba fwd+bwd B=4 T=1000, 1 thread / {torch.get_num_threads()} threads = "
+              f"{_ratio(_median(single_thread), t1000).strip()}")
 
     print("\nDecoding step, batch 10, one layer (median per step):")
     for name, latency in steps.items():
-        print(f"  {name:<16}{latency:8.0f} us")
+        print(f"  {name:<18}" + (f"{latency:8.0f} us" if latency is not None else "   error"))
+    ours_step, reference_step = steps.get("espnet-samba"), steps.get("mamba-ssm-ref")
+    if ours_step and reference_step:
+        print(f"  espnet-samba / mamba-ssm-ref = {ours_step / reference_step:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per case after the warm-up")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
-    parser.add_argument("--child", nargs=4, metavar=("IMPL", "MODE", "BATCH", "LENGTH"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, metavar=("IMPL", "MODE", "BATCH", "LENGTH", "D_MODEL"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--step-child", metavar="IMPL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
-        implementation, mode, batch, length = args.child
-        print(json.dumps(measure_in_this_process(implementation, Case(mode, int(batch), int(length)), args.repeats)))
+        implementation, mode, batch, length, d_model = args.child
+        case = Case(mode, int(batch), int(length), int(d_model))
+        print(json.dumps(measure_in_this_process(implementation, case, args.repeats)))
+        return
+    if args.step_child:
+        print(step_latency_us(args.step_child))
         return
     results: Dict[Tuple[str, Case], Dict] = {}
+    total = sum((name, case) not in SKIPPED for case in CASES for name in IMPLEMENTATIONS)
     for case in CASES:
         for name in IMPLEMENTATIONS:
             if (name, case) in SKIPPED:
                 continue
             results[(name, case)] = measure_in_subprocess(name, case, args.repeats, args.threads)
-            print(f"{case.label:<24}{name:<16}{_format_time(results[(name, case)])}", file=sys.stderr, flush=True)
-    steps = {name: step_latency_us(name) for name in ("espnet-samba", "mambapy-pscan", "mamba-ssm-ref")}
-    print_report(results, steps)
+            print(f"[{len(results)}/{total}] {case.label:<28}{name:<18}{_format_time(results[(name, case)])}",
+                  file=sys.stderr, flush=True)
+    single_thread = measure_in_subprocess("espnet-samba", TRAIN_1000, args.repeats, 1) if args.threads > 1 else None
+    steps = {
+        name: step_latency_in_subprocess(name, args.threads)
+        for name in ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref")
+    }
+    print_report(results, steps, single_thread)
 
 
 if __name__ == "__main__":
