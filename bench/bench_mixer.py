@@ -120,11 +120,15 @@ def build_layer(implementation: str, d_model: int = D_MODEL) -> torch.nn.Module:
 
 
 def projections_only(mixer: torch.nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
-    """The four GEMMs of `MambaMixer.forward` on the same shapes, without conv or scan. hidden_states: (B, L, D)."""
+    """The four GEMMs of `MambaMixer.forward` on the same shapes, without conv or scan. hidden_states: (B, L, D).
+
+    z + Δ stands in for the gated scan output that `out_proj` reads: one addition (whose backward is free) ties
+    every projection into the output, so the backward runs all of their gradient GEMMs too.
+    """
     x, z = mixer.in_proj(hidden_states).chunk(2, dim=-1)
     dt, _ = torch.split(mixer.x_proj(x), [mixer.dt_rank, 2 * mixer.d_state], dim=-1)
     delta = torch.nn.functional.linear(dt, mixer.dt_proj.weight)
-    return mixer.out_proj(x * z + delta)
+    return mixer.out_proj(z + delta)
 
 
 def _read_status_kib(field: str) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import platform
 import sys
@@ -74,17 +75,29 @@ def build_directory() -> Path:
 
 
 def _build_and_load(verbose: bool) -> CpuKernels:
-    from torch.utils.cpp_extension import load
-
     directory = build_directory()
-    directory.mkdir(parents=True, exist_ok=True)
     name = f"espnet_samba_cpu_{build_key()}"
-    library = load(
-        name=name, sources=[str(SOURCE_DIR / source) for source in SOURCES], extra_cflags=list(COMPILE_FLAGS),
-        extra_ldflags=list(LINK_FLAGS), build_directory=str(directory), is_python_module=False, verbose=verbose,
-    )
-    library_path = library if isinstance(library, str) else str(directory / f"{name}.so")
-    return CpuKernels(ops=torch.ops.espnet_samba, library_path=library_path)
+    library_path = directory / f"{name}.so"
+    # Built before (the key covers sources and flags) and no build in progress (torch's build lock): load it
+    # directly, without cpp_extension's import-time CUDA probing and its up-to-date check.
+    if not (library_path.exists() and not (directory / "lock").exists()):
+        directory.mkdir(parents=True, exist_ok=True)
+        build_logger = logging.getLogger("torch.utils.cpp_extension")
+        level = build_logger.level
+        build_logger.setLevel(logging.DEBUG if verbose else logging.ERROR)  # its "no CUDA runtime" notice
+        try:
+            from torch.utils.cpp_extension import load
+
+            load(
+                name=name, sources=[str(SOURCE_DIR / source) for source in SOURCES],
+                extra_cflags=list(COMPILE_FLAGS), extra_ldflags=list(LINK_FLAGS), build_directory=str(directory),
+                is_python_module=False, verbose=verbose,
+            )
+        finally:
+            build_logger.setLevel(level)
+    else:
+        torch.ops.load_library(str(library_path))
+    return CpuKernels(ops=torch.ops.espnet_samba, library_path=str(library_path))
 
 
 def _failure_summary(error: BaseException) -> str:
