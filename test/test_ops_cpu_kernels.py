@@ -22,7 +22,13 @@ from espnet_samba.ops.cpu_kernels import load_cpu_kernels
 from espnet_samba.ops.fused_scan import fused_chunk_length, fused_selective_scan
 from espnet_samba.ops.reference import selective_scan_reference
 
-from test_ops_selective_scan import SCAN_INPUTS, assert_same_scan, make_scan_inputs, run_with_gradients
+from test_ops_selective_scan import (
+    SCAN_INPUTS,
+    largest_saved_tensor,
+    assert_same_scan,
+    make_scan_inputs,
+    run_with_gradients,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -141,19 +147,6 @@ def test_half_precision_inputs_are_computed_in_float32(dtype):
     torch.testing.assert_close(state, state_ref, rtol=0, atol=0)
 
 
-def _largest_saved_numel(inputs: Dict[str, torch.Tensor]) -> int:
-    largest = 0
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal largest
-        largest = max(largest, tensor.numel())
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        fused_selective_scan(**inputs, delta_softplus=True, return_last_state=True)
-    return largest
-
-
 @pytest.mark.parametrize("batch, dim", [(2, 16), (64, 64)])
 def test_training_saves_states_only_every_chunk_whatever_the_batch(batch, dim):
     """No K = 1 cliff: the saved states are B x D x N x ceil(L / K) at every batch size."""
@@ -163,7 +156,8 @@ def test_training_saves_states_only_every_chunk_whatever_the_batch(batch, dim):
     saved_states = batch * dim * d_state * -(-length // chunk)
     largest_input = batch * max(dim, d_state) * length
     assert chunk >= 8
-    assert _largest_saved_numel(inputs) == max(saved_states, largest_input) < batch * dim * d_state * length
+    saved = largest_saved_tensor(fused_selective_scan, inputs)
+    assert saved == max(saved_states, largest_input) < batch * dim * d_state * length
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -140,7 +140,7 @@ def test_half_precision_inputs_are_computed_in_float32(dtype):
         torch.testing.assert_close(grads[name].float(), grads_ref[name].float(), rtol=2e-2, atol=2e-2)
 
 
-def _largest_saved_tensor(scan, inputs: Dict[str, torch.Tensor], **kwargs) -> int:
+def largest_saved_tensor(scan, inputs: Dict[str, torch.Tensor], **kwargs) -> int:
     largest = 0
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -159,8 +159,8 @@ def test_training_saves_states_only_at_chunk_boundaries(mamba_reference):
     all_states = batch * dim * d_state * length
     largest_input = batch * max(dim, d_state) * length
     boundary_states = batch * dim * d_state * (length // CHUNK)
-    assert _largest_saved_tensor(mamba_reference.selective_scan_ref, inputs) >= all_states
-    saved = _largest_saved_tensor(chunked_selective_scan, inputs, chunk_length=CHUNK)
+    assert largest_saved_tensor(mamba_reference.selective_scan_ref, inputs) >= all_states
+    saved = largest_saved_tensor(chunked_selective_scan, inputs, chunk_length=CHUNK)
     assert saved == max(largest_input, boundary_states) < all_states
 
 
