@@ -1,7 +1,7 @@
 """Support for tests that need an ESPnet ASR experiment config (no tests here): ESPnet's own training entry point
 with --dry_run writes the config.yaml of a tiny model, as `python -m espnet2.bin.asr_train` would."""
 from pathlib import Path
-from typing import Tuple
+from typing import Sequence, Tuple
 
 import espnet_samba
 
@@ -11,9 +11,15 @@ TINY_TRANSFORMER_ENCODER = (
 )
 
 
-def write_asr_config(output_dir: Path, token_list: Path, encoder: Tuple[str, str], decoder: Tuple[str, str]) -> Path:
+def write_asr_config(
+    output_dir: Path,
+    token_list: Path,
+    encoder: Tuple[str, str],
+    decoder: Tuple[str, str],
+    options: Sequence[str] = (),
+) -> Path:
     """`output_dir/config.yaml` of a model on raw audio (20 mel bins) and char tokens; `encoder` and `decoder` are
-    (name, conf) as in `--encoder NAME --encoder_conf CONF`."""
+    (name, conf) as in `--encoder NAME --encoder_conf CONF`; `options` are further asr_train options."""
     from espnet2.tasks.asr import ASRTask
 
     espnet_samba.register()
@@ -26,6 +32,7 @@ def write_asr_config(output_dir: Path, token_list: Path, encoder: Tuple[str, str
             "--frontend_conf", FRONTEND,
             "--encoder", encoder[0], "--encoder_conf", encoder[1],
             "--decoder", decoder[0], "--decoder_conf", decoder[1],
+            *options,
         ]
     )
     return output_dir / "config.yaml"

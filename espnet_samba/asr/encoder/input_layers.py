@@ -105,6 +105,13 @@ def _subsampling_of(embed: nn.Module) -> Optional[Subsampling]:
     return None
 
 
+def frame_stride(embed: nn.Module) -> int:
+    """Input frames between consecutive output frames of a front end built by `build_input_layer` (1 for the
+    per-frame ones)."""
+    subsampling = _subsampling_of(embed)
+    return 1 if subsampling is None else subsampling.stride
+
+
 def subsample_in_chunks(
     embed: nn.Module, subsampling: Subsampling, xs_pad: torch.Tensor, chunk_frames: int = SUBSAMPLING_CHUNK_FRAMES
 ) -> torch.Tensor:

@@ -10,7 +10,7 @@ from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
-from espnet_samba.asr.encoder.input_layers import apply_input_layer, stream_input_layer
+from espnet_samba.asr.encoder.input_layers import apply_input_layer, frame_stride, stream_input_layer
 from espnet_samba.asr.encoder.stream_state import EncoderStreamState
 
 EncoderOutput = Union[torch.Tensor, Tuple[torch.Tensor, List[Tuple[int, torch.Tensor]]]]
@@ -101,6 +101,10 @@ class LayerStackEncoder(AbsEncoder):
     def _check_ctc_given(self, ctc: Optional[CTC], method: str) -> None:
         if self.interctc_use_conditioning and self.interctc_layer_idx and ctc is None:
             raise ValueError(f"interctc_use_conditioning needs the model's CTC module: call {method}(..., ctc=ctc)")
+
+    def frame_stride(self) -> int:
+        """Input frames between consecutive output frames (the front end's subsampling factor)."""
+        return frame_stride(self.embed)
 
     def check_streamable(self) -> None:
         """Raise a ValueError saying why this encoder cannot run chunk by chunk, if a layer cannot."""
