@@ -1,0 +1,267 @@
+"""Streaming ASR decoding of models with a causal encoder: `python -m espnet_samba.bin.asr_inference_streaming`.
+
+ESPnet's `espnet2.bin.asr_inference_streaming` decodes only its contextual-block encoders. This entry point keeps its
+interface for a Samba-ASR model with `bidirectional: false` (see `espnet_samba.decoding.streaming_recognizer`):
+`Speech2TextStreaming(...)(speech_chunk, is_final)` returns the n-best list `[(text, tokens, token_ids, hypothesis)]`
+after every chunk (partial results: the CTC prefix search so far) and the rescored n-best when `is_final`; `reset()`
+starts a new stream. The command line takes ESPnet's `asr_inference_streaming` options, feeds each utterance in
+chunks of `--sim_chunk_length` samples (0: the whole utterance at once) and writes ESPnet's output layout,
+`<output_dir>/<n>best_recog/{text,token,token_int,score}`, so asr.sh's scoring reads it unchanged.
+
+The options of ESPnet's block-synchronous attention search that this two-pass search has no use for
+(`--maxlenratio`, `--minlenratio`, `--disable_repetition_detection`, `--encoded_feat_length_limit`,
+`--decoder_text_length_limit`) are accepted at their defaults and refused with any other value.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from typeguard import typechecked
+
+from espnet.nets.beam_search import Hypothesis
+from espnet.utils.cli_utils import get_commandline_args
+from espnet2.bin import asr_inference_streaming as espnet_streaming
+from espnet2.fileio.datadir_writer import DatadirWriter
+from espnet2.tasks.asr import ASRTask
+from espnet2.tasks.lm import LMTask
+from espnet2.text.build_tokenizer import build_tokenizer
+from espnet2.text.token_id_converter import TokenIDConverter
+from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
+
+from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
+from espnet_samba.decoding.streaming_recognizer import StreamingRecognizer
+
+Result = Tuple[Optional[str], List[str], List[int], Hypothesis]
+
+# ESPnet's options for its block-synchronous search, with the only value this search agrees with.
+BLOCK_SEARCH_OPTIONS = {
+    "maxlenratio": 0.0,
+    "minlenratio": 0.0,
+    "disable_repetition_detection": False,
+    "encoded_feat_length_limit": 0,
+    "decoder_text_length_limit": 0,
+}
+
+
+class Speech2TextStreaming:
+    """ESPnet's streaming recogniser interface over `StreamingRecognizer`.
+
+    Examples:
+        >>> speech2text = Speech2TextStreaming("exp/asr/config.yaml", "exp/asr/valid.acc.ave.pth")
+        >>> for chunk in chunks[:-1]:
+        ...     partial = speech2text(chunk, is_final=False)
+        >>> [(text, tokens, token_ids, hypothesis), *_] = speech2text(chunks[-1], is_final=True)
+
+    Args:
+        asr_train_config, asr_model_file: the model (ASRTask.build_model_from_file).
+        lm_train_config, lm_file: an optional LM for the second pass.
+        token_type, bpemodel: for the text (default: the model's training options).
+        device, dtype: where and in what precision to decode.
+        beam_size: prefixes kept by the CTC search, all rescored at the end.
+        ctc_weight, lm_weight, penalty: the second pass's weights (ESPnet's joint-decoding names).
+        nbest: hypotheses returned.
+        normalize_length: rank the final hypotheses by length-normalised score.
+    """
+
+    @typechecked
+    def __init__(
+        self,
+        asr_train_config: Union[Path, str],
+        asr_model_file: Union[Path, str, None] = None,
+        lm_train_config: Union[Path, str, None] = None,
+        lm_file: Union[Path, str, None] = None,
+        token_type: Optional[str] = None,
+        bpemodel: Optional[str] = None,
+        device: str = "cpu",
+        dtype: str = "float32",
+        beam_size: int = 20,
+        ctc_weight: float = 0.5,
+        lm_weight: float = 1.0,
+        penalty: float = 0.0,
+        nbest: int = 1,
+        normalize_length: bool = False,
+    ) -> None:
+        asr_model, asr_train_args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
+        asr_model.to(dtype=getattr(torch, dtype)).eval()
+        lm = None
+        if lm_train_config is not None:
+            lm, _ = LMTask.build_model_from_file(lm_train_config, lm_file, device)
+            lm.to(dtype=getattr(torch, dtype)).eval()
+        rescorer = AttentionRescorer(
+            asr_model.decoder, lm, asr_model.sos, asr_model.eos, ctc_weight, lm_weight, penalty, normalize_length
+        )
+        self.recognizer = StreamingRecognizer(asr_model, beam_size, rescorer, nbest)
+        self.asr_model = asr_model
+        self.asr_train_args = asr_train_args
+        self.converter = TokenIDConverter(token_list=asr_model.token_list)
+        self.tokenizer = _tokenizer(token_type or asr_train_args.token_type, bpemodel or asr_train_args.bpemodel)
+        self.nbest = nbest
+
+    def reset(self) -> None:
+        """Forget the stream: the next call starts a new utterance."""
+        self.recognizer.reset()
+
+    @torch.no_grad()
+    @typechecked
+    def __call__(self, speech: Union[torch.Tensor, np.ndarray], is_final: bool = True) -> List[Result]:
+        """Decode the next chunk of the utterance.
+
+        Args:
+            speech: the next samples (N_chunk,) (feature frames (T_chunk, F) for a model without frontend).
+            is_final: the utterance ends with this chunk; the next call starts a new one.
+
+        Returns:
+            The n-best so far, best first: the CTC prefix search's partial hypotheses, or when `is_final` the
+            rescored hypotheses.
+        """
+        if isinstance(speech, np.ndarray):
+            speech = torch.from_numpy(speech)
+        segments = self.recognizer.accept(speech, is_final)
+        if is_final:
+            hypotheses = segments[-1].hypotheses
+        else:
+            hypotheses = [
+                ScoredHypothesis(prefix.tokens, prefix.log_prob, {"ctc": prefix.log_prob})
+                for prefix in self.recognizer.partial()
+            ]
+        return [self._result(hypothesis) for hypothesis in hypotheses]
+
+    def _result(self, hypothesis: ScoredHypothesis) -> Result:
+        token_ids = list(hypothesis.tokens)
+        tokens = self.converter.ids2tokens(token_ids)
+        text = self.tokenizer.tokens2text(tokens) if self.tokenizer is not None else None
+        yseq = torch.tensor([self.asr_model.sos, *token_ids, self.asr_model.eos])
+        return text, tokens, token_ids, Hypothesis(yseq=yseq, score=hypothesis.score, scores=dict(hypothesis.scores))
+
+
+def _tokenizer(token_type: Optional[str], bpemodel: Optional[str]):
+    """The text builder ESPnet's `Speech2Text` would use (None: no text, tokens only)."""
+    if token_type is None:
+        return None
+    if token_type == "bpe":
+        return build_tokenizer(token_type=token_type, bpemodel=bpemodel) if bpemodel is not None else None
+    return build_tokenizer(token_type=token_type)
+
+
+def simulate_stream(speech2text: Speech2TextStreaming, speech: torch.Tensor, chunk_length: int) -> List[Result]:
+    """Feed an utterance in chunks of `chunk_length` samples (0: all at once); the final n-best."""
+    if chunk_length <= 0:
+        return speech2text(speech, is_final=True)
+    last_start = (len(speech) - 1) // chunk_length * chunk_length if len(speech) else 0
+    for start in range(0, last_start, chunk_length):
+        speech2text(speech[start : start + chunk_length], is_final=False)
+    return speech2text(speech[last_start:], is_final=True)
+
+
+def check_block_search_options(options: Dict[str, Any]) -> None:
+    """Refuse ESPnet's block-search options at values other than their defaults, naming them."""
+    changed = {name: options[name] for name, default in BLOCK_SEARCH_OPTIONS.items() if options[name] != default}
+    if changed:
+        raise ValueError(
+            f"{', '.join(f'--{name} {value}' for name, value in changed.items())}: these options belong to ESPnet's "
+            "block-synchronous attention search; the CTC prefix search with attention rescoring has no use for them "
+            "(leave them at their defaults)"
+        )
+
+
+@typechecked
+def inference(
+    output_dir: str,
+    batch_size: int,
+    dtype: str,
+    beam_size: int,
+    ngpu: int,
+    seed: int,
+    ctc_weight: float,
+    lm_weight: float,
+    penalty: float,
+    nbest: int,
+    normalize_length: bool,
+    num_workers: int,
+    log_level: Union[int, str],
+    data_path_and_name_and_type: Sequence[Tuple[str, str, str]],
+    key_file: Optional[str],
+    asr_train_config: str,
+    asr_model_file: str,
+    lm_train_config: Optional[str],
+    lm_file: Optional[str],
+    word_lm_train_config: Optional[str],
+    word_lm_file: Optional[str],
+    token_type: Optional[str],
+    bpemodel: Optional[str],
+    allow_variable_data_keys: bool,
+    sim_chunk_length: int,
+    **block_search_options: Any,
+) -> None:
+    """Decode every utterance of the data as a stream and write ESPnet's `<n>best_recog` files."""
+    logging.basicConfig(level=log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
+    if batch_size > 1:
+        raise NotImplementedError("batch decoding is not implemented: a stream is decoded alone (--batch_size 1)")
+    if word_lm_train_config is not None:
+        raise NotImplementedError("Word LM is not implemented")
+    if ngpu > 1:
+        raise NotImplementedError("only single GPU decoding is supported")
+    check_block_search_options(block_search_options)
+    set_all_random_seed(seed)
+    speech2text = Speech2TextStreaming(
+        asr_train_config=asr_train_config,
+        asr_model_file=asr_model_file,
+        lm_train_config=lm_train_config,
+        lm_file=lm_file,
+        token_type=token_type,
+        bpemodel=bpemodel,
+        device="cuda" if ngpu >= 1 else "cpu",
+        dtype=dtype,
+        beam_size=beam_size,
+        ctc_weight=ctc_weight,
+        lm_weight=lm_weight,
+        penalty=penalty,
+        nbest=nbest,
+        normalize_length=normalize_length,
+    )
+    loader = ASRTask.build_streaming_iterator(
+        data_path_and_name_and_type,
+        dtype=dtype,
+        batch_size=1,
+        key_file=key_file,
+        num_workers=num_workers,
+        preprocess_fn=ASRTask.build_preprocess_fn(speech2text.asr_train_args, False),
+        collate_fn=ASRTask.build_collate_fn(speech2text.asr_train_args, False),
+        allow_variable_data_keys=allow_variable_data_keys,
+        inference=True,
+    )
+    with DatadirWriter(output_dir) as writer:
+        for keys, batch in loader:
+            key = keys[0]
+            results = simulate_stream(speech2text, batch["speech"][0], sim_chunk_length)
+            logging.info(f"{key}: total log probability: {results[0][3].score:.2f}; text: {results[0][0]}")
+            for n, (text, tokens, token_ids, hypothesis) in enumerate(results[:nbest], start=1):
+                best_writer = writer[f"{n}best_recog"]
+                best_writer["token"][key] = " ".join(tokens)
+                best_writer["token_int"][key] = " ".join(map(str, token_ids))
+                best_writer["score"][key] = str(hypothesis.score)
+                if text is not None:
+                    best_writer["text"][key] = text
+
+
+def get_parser():
+    """ESPnet's `asr_inference_streaming` parser."""
+    parser = espnet_streaming.get_parser()
+    parser.description = "Streaming ASR decoding of models with a causal encoder (CTC prefix search + rescoring)"
+    return parser
+
+
+def main(cmd: Optional[List[str]] = None) -> None:
+    print(get_commandline_args(), file=sys.stderr)
+    kwargs = vars(get_parser().parse_args(cmd))
+    kwargs.pop("config", None)
+    inference(**kwargs)
+
+
+if __name__ == "__main__":
+    main()
