@@ -126,6 +126,27 @@ class MambaMixer(nn.Module):
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         return F.linear(dt, self.dt_proj.weight), B, C
 
+    def _scan(
+        self,
+        x: torch.Tensor,
+        z: torch.Tensor,
+        return_last_state: bool,
+        initial_state: Optional[torch.Tensor] = None,
+        lengths: Optional[torch.Tensor] = None,
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """The selective scan of the convolved inputs x, gated by z, both (B, d_inner, L).
+
+        Returns:
+            y (B, d_inner, L), and the state after the last frame (B, d_inner, N) when asked; `initial_state`
+            and `lengths` as in `espnet_samba.ops.selective_scan`.
+        """
+        dt, B, C = self._split_projection(x.transpose(1, 2))
+        return selective_scan(
+            x, dt.transpose(1, 2), -torch.exp(self.A_log.float()), B.transpose(1, 2), C.transpose(1, 2),
+            self.D.float(), z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            return_last_state=return_last_state, initial_state=initial_state, lengths=lengths,
+        )
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -147,14 +168,7 @@ class MambaMixer(nn.Module):
         x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
         conv_input = x
         x = causal_conv1d(x, self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu")
-        dt, B, C = self._split_projection(x.transpose(1, 2))
-        A = -torch.exp(self.A_log.float())
-        dt = dt.transpose(1, 2)
-        scanned = selective_scan(
-            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z,
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, return_last_state=return_final_state,
-            lengths=lengths if return_final_state else None,
-        )
+        scanned = self._scan(x, z, return_final_state, lengths=lengths if return_final_state else None)
         if not return_final_state:
             return self.out_proj(scanned.transpose(1, 2))
         y, ssm_state = scanned
@@ -225,12 +239,6 @@ class MambaMixer(nn.Module):
         # The convolution's first d_conv - 1 outputs would read zero padding before the history: dropped.
         x = causal_conv1d(conv_inputs[:, :, 1:], self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu")
         x = x[:, :, self.d_conv - 1 :]
-        dt, B, C = self._split_projection(x.transpose(1, 2))
-        A = -torch.exp(self.A_log.float())
-        y, ssm_state = selective_scan(
-            x, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z,
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, return_last_state=True,
-            initial_state=state.ssm_state,
-        )
+        y, ssm_state = self._scan(x, z, True, initial_state=state.ssm_state)
         next_state = MambaState(conv_inputs[:, :, -self.d_conv :].clone(), ssm_state.to(state.ssm_state.dtype))
         return self.out_proj(y.transpose(1, 2)), next_state
