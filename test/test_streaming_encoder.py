@@ -205,6 +205,7 @@ def test_encoders_that_need_future_frames_are_refused(encoder_class, options, me
         encoder.forward_chunk(torch.randn(1, 8, FEATS), state)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not load_cuda_kernels().available, reason="mixer_type mamba2 is built only with CUDA kernels")
 def test_mamba2_mixers_are_refused():
     encoder = MambaEncoder(FEATS, output_size=64, num_blocks=1, mixer_type="mamba2").cuda()
