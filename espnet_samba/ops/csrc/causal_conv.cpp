@@ -128,16 +128,21 @@ void conv_backward_kernel(const ConvProblem<T>& p, const T* grad_out, int64_t gr
 template <typename T>
 void conv_update_kernel(T* states, const T* x, const T* weight, const T* bias, bool silu, int64_t batch,
                         int64_t dim, int64_t width, T* out) {
-  const int64_t grain = std::max<int64_t>(1, 2048 / std::max<int64_t>(1, width));
+  // As the scan's step: threads only from 2^16 state elements each.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, width));
   at::parallel_for(0, batch * dim, grain, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
       const int64_t d = row % dim;
       T* state = states + row * width;
-      std::copy(state + 1, state + width, state);
-      state[width - 1] = x[row];
-      T value = bias ? bias[d] : T(0);
       const T* w = weight + d * width;
-      for (int64_t k = 0; k < width; ++k) value += w[k] * state[k];
+      T value = bias ? bias[d] : T(0);
+      // Shift in place element by element: a few values, where a memmove call would cost more than the work.
+      for (int64_t k = 0; k + 1 < width; ++k) {
+        state[k] = state[k + 1];
+        value += w[k] * state[k];
+      }
+      state[width - 1] = x[row];
+      value += w[width - 1] * x[row];
       out[row] = silu ? value * sigmoid(value) : value;
     }
   });

@@ -546,32 +546,47 @@ std::vector<at::Tensor> selective_scan_backward(
 
 namespace {
 
+// One batch element per work item: the per-channel parts (softplus, input, gate) as vectors over channels, then
+// each channel's d_state states as one vector, so no lane waits on scalar math.
 template <typename T>
 void state_update_kernel(T* states, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
                          const T* z, const T* dt_bias, bool dt_softplus, int64_t batch, int64_t dim,
                          int64_t d_state, T* y) {
-  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, d_state));
-  at::parallel_for(0, batch * dim, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / dim, d = row % dim;
-      T step = dt[row] + (dt_bias ? dt_bias[d] : T(0));
-      step = dt_softplus ? softplus(step) : step;
-      const T input = step * x[row];
-      const T step_log2 = step * T(kLog2E);
-      T* h = states + row * d_state;
-      const T* a = A + d * d_state;
+  // A decoding step is microseconds of work: split it over threads only when each gets 2^16 state elements.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, dim * d_state));
+  at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> step_log2(dim), input(dim);
+    for (int64_t b = begin; b < end; ++b) {
+      const T* x_b = x + b * dim;
+      const T* dt_b = dt + b * dim;
+      T* y_b = y + b * dim;
+#pragma omp simd
+      for (int64_t d = 0; d < dim; ++d) {
+        T step = dt_b[d] + (dt_bias ? dt_bias[d] : T(0));
+        step = dt_softplus ? softplus(step) : step;
+        step_log2[d] = step * T(kLog2E);
+        input[d] = step * x_b[d];
+      }
       const T* B_b = B + b * d_state;
       const T* C_b = C + b * d_state;
-      T out = T(0);
+      for (int64_t d = 0; d < dim; ++d) {
+        T* h = states + (b * dim + d) * d_state;
+        const T* a = A + d * d_state;
+        const T rate = step_log2[d], in = input[d];
+        T out = T(0);
 #pragma omp simd reduction(+ : out)
-      for (int64_t n = 0; n < d_state; ++n) {
-        const T next = fast_exp2(step_log2 * a[n]) * h[n] + input * B_b[n];
-        h[n] = next;
-        out += next * C_b[n];
+        for (int64_t n = 0; n < d_state; ++n) {
+          const T next = fast_exp2(rate * a[n]) * h[n] + in * B_b[n];
+          h[n] = next;
+          out += next * C_b[n];
+        }
+        y_b[d] = out;
       }
-      out += D ? D[d] * x[row] : T(0);
-      if (z) out *= z[row] * sigmoid(z[row]);
-      y[row] = out;
+#pragma omp simd
+      for (int64_t d = 0; d < dim; ++d) {
+        T out = y_b[d] + (D ? D[d] * x_b[d] : T(0));
+        y_b[d] = z ? out * z[b * dim + d] * sigmoid(z[b * dim + d]) : out;
+      }
     }
   });
 }
