@@ -82,19 +82,27 @@ class MambaMixer(nn.Module):
         )
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
-        self.A_log = nn.Parameter(
-            torch.log(torch.arange(1, d_state + 1, dtype=torch.float32, device=device)).repeat(self.d_inner, 1)
-        )
-        self.D = nn.Parameter(torch.ones(self.d_inner, device=device))
+        self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state, dtype=torch.float32, device=device))
+        self.D = nn.Parameter(torch.empty(self.d_inner, device=device))
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
-        self._init_dt_projection(dt_init, dt_scale, dt_min, dt_max, dt_init_floor)
+        self._dt_init_options = (dt_init, dt_scale, dt_min, dt_max, dt_init_floor)
+        self._init_state_space()
         # Excluded from weight decay, as in mamba-ssm (optimisers that honour the flag read it).
         self.A_log._no_weight_decay = True
         self.D._no_weight_decay = True
+        # mamba-ssm's re-initialiser (`_init_weights`) skips biases flagged like this; ESPnet's `initialize()`
+        # does not, which is what `espnet_initialization_fn` is for.
+        self.dt_proj.bias._no_reinit = True
 
-    def _init_dt_projection(
-        self, dt_init: str, dt_scale: float, dt_min: float, dt_max: float, dt_init_floor: float
-    ) -> None:
+    def _init_state_space(self) -> None:
+        """mamba-ssm's initialisation of the state-space parameters: A_log S4D-real (A = -(1..N) per channel),
+        D ones, dt_proj weight uniform (or constant) at dt_rank^-1/2 * dt_scale, and a dt_proj bias that makes the
+        initial step sizes softplus(bias) log-uniform in [dt_min, dt_max] (at least dt_init_floor)."""
+        dt_init, dt_scale, dt_min, dt_max, dt_init_floor = self._dt_init_options
+        with torch.no_grad():
+            states = torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_log.device)
+            self.A_log.copy_(torch.log(states).repeat(self.d_inner, 1))
+            self.D.fill_(1.0)
         std = self.dt_rank**-0.5 * dt_scale
         if dt_init == "constant":
             nn.init.constant_(self.dt_proj.weight, std)
@@ -105,8 +113,12 @@ class MambaMixer(nn.Module):
         inverse_softplus_dt = dt + torch.log(-torch.expm1(-dt))
         with torch.no_grad():
             self.dt_proj.bias.copy_(inverse_softplus_dt)
-        # ESPnet's and mamba-ssm's re-initialisers skip biases flagged like this.
-        self.dt_proj.bias._no_reinit = True
+
+    def espnet_initialization_fn(self) -> None:
+        """Called by ESPnet's `initialize()` (a config's `init:`) after it has redrawn every matrix and zeroed
+        every bias (`chainer` also redraws the other vectors): restores `_init_state_space`, which no generic
+        scheme reproduces. The projections and the convolution keep the scheme's initialisation."""
+        self._init_state_space()
 
     def allocate_inference_cache(
         self, batch_size: int, device: Optional[torch.device] = None, dtype: Optional[torch.dtype] = None

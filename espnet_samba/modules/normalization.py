@@ -20,6 +20,10 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(size))
 
+    def espnet_initialization_fn(self) -> None:
+        """Called by ESPnet's `initialize()`: its `chainer` scheme redraws every vector; the gain starts at one."""
+        nn.init.ones_(self.weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (..., D) -> (..., D)."""
         scale = torch.rsqrt(x.float().pow(2).mean(dim=-1, keepdim=True) + self.eps)
