@@ -4,8 +4,11 @@ ESPnet's `espnet2.bin.asr_inference_streaming` decodes only its contextual-block
 interface for a Samba-ASR model with `bidirectional: false` (see `espnet_samba.decoding.streaming_recognizer`):
 `Speech2TextStreaming(...)(speech_chunk, is_final)` returns the n-best list `[(text, tokens, token_ids, hypothesis)]`
 after every chunk (partial results: the CTC prefix search so far) and the rescored n-best when `is_final`; `reset()`
-starts a new stream. The command line takes ESPnet's `asr_inference_streaming` options, feeds each utterance in
-chunks of `--sim_chunk_length` samples (0: the whole utterance at once) and writes ESPnet's output layout,
+starts a new stream. Where an endpoint rule ends a segment within the utterance (by default only
+`--endpoint_max_segment_length`, 60 s, which bounds what the recogniser keeps), the results are the best
+hypothesis of each finished segment followed by the current segment's n-best. The command line takes ESPnet's
+`asr_inference_streaming` options and the `--endpoint_*` rules, feeds each utterance in chunks of
+`--sim_chunk_length` samples (0: the whole utterance at once) and writes ESPnet's output layout,
 `<output_dir>/<n>best_recog/{text,token,token_int,score}`, so asr.sh's scoring reads it unchanged.
 
 The options of ESPnet's block-synchronous attention search that this two-pass search has no use for
@@ -34,6 +37,7 @@ from espnet2.text.token_id_converter import TokenIDConverter
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
+from espnet_samba.decoding.endpoint import EndpointRules
 from espnet_samba.decoding.streaming_recognizer import StreamingRecognizer
 
 Result = Tuple[Optional[str], List[str], List[int], Hypothesis]
@@ -46,6 +50,8 @@ BLOCK_SEARCH_OPTIONS = {
     "encoded_feat_length_limit": 0,
     "decoder_text_length_limit": 0,
 }
+# Utterance decoding: segments end only past 60 s, so that what the recogniser keeps stays bounded.
+UTTERANCE_ENDPOINT_RULES = EndpointRules(None, None, 60.0)
 
 
 class Speech2TextStreaming:
@@ -66,6 +72,8 @@ class Speech2TextStreaming:
         ctc_weight, lm_weight, penalty: the second pass's weights (ESPnet's joint-decoding names).
         nbest: hypotheses returned.
         normalize_length: rank the final hypotheses by length-normalised score.
+        endpoint_rules: where segments end within an utterance.
+        feature_frame_shift: seconds between feature frames of a model without frontend (for the endpoint rules).
     """
 
     @typechecked
@@ -85,6 +93,8 @@ class Speech2TextStreaming:
         penalty: float = 0.0,
         nbest: int = 1,
         normalize_length: bool = False,
+        endpoint_rules: EndpointRules = UTTERANCE_ENDPOINT_RULES,
+        feature_frame_shift: float = 0.01,
     ) -> None:
         asr_model, asr_train_args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
         asr_model.to(dtype=getattr(torch, dtype)).eval()
@@ -95,16 +105,21 @@ class Speech2TextStreaming:
         rescorer = AttentionRescorer(
             asr_model.decoder, lm, asr_model.sos, asr_model.eos, ctc_weight, lm_weight, penalty, normalize_length
         )
-        self.recognizer = StreamingRecognizer(asr_model, beam_size, rescorer, nbest)
+        self.recognizer = StreamingRecognizer(
+            asr_model, beam_size, rescorer, nbest, endpoint_rules, feature_frame_shift
+        )
         self.asr_model = asr_model
         self.asr_train_args = asr_train_args
         self.converter = TokenIDConverter(token_list=asr_model.token_list)
-        self.tokenizer = _tokenizer(token_type or asr_train_args.token_type, bpemodel or asr_train_args.bpemodel)
+        self.token_type = token_type or asr_train_args.token_type
+        self.tokenizer = _tokenizer(self.token_type, bpemodel or asr_train_args.bpemodel)
         self.nbest = nbest
+        self._finished: List[ScoredHypothesis] = []  # the best hypothesis of each ended segment of the utterance
 
     def reset(self) -> None:
         """Forget the stream: the next call starts a new utterance."""
         self.recognizer.reset()
+        self._finished = []
 
     @torch.no_grad()
     @typechecked
@@ -117,26 +132,76 @@ class Speech2TextStreaming:
 
         Returns:
             The n-best so far, best first: the CTC prefix search's partial hypotheses, or when `is_final` the
-            rescored hypotheses.
+            rescored hypotheses, each after the best hypotheses of the segments that ended before.
         """
         if isinstance(speech, np.ndarray):
             speech = torch.from_numpy(speech)
         segments = self.recognizer.accept(speech, is_final)
         if is_final:
-            hypotheses = segments[-1].hypotheses
+            hypotheses = segments.pop().hypotheses
         else:
             hypotheses = [
                 ScoredHypothesis(prefix.tokens, prefix.log_prob, {"ctc": prefix.log_prob})
                 for prefix in self.recognizer.partial()
             ]
-        return [self._result(hypothesis) for hypothesis in hypotheses]
+        self._finished += [segment.hypotheses[0] for segment in segments]
+        results = [self.to_result(join(self._finished + [hypothesis])) for hypothesis in hypotheses]
+        if is_final:
+            self._finished = []
+        return results
 
-    def _result(self, hypothesis: ScoredHypothesis) -> Result:
+    def to_result(self, hypothesis: ScoredHypothesis) -> Result:
+        """The n-best entry (text, tokens, token_ids, Hypothesis) of a hypothesis."""
         token_ids = list(hypothesis.tokens)
         tokens = self.converter.ids2tokens(token_ids)
         text = self.tokenizer.tokens2text(tokens) if self.tokenizer is not None else None
         yseq = torch.tensor([self.asr_model.sos, *token_ids, self.asr_model.eos])
         return text, tokens, token_ids, Hypothesis(yseq=yseq, score=hypothesis.score, scores=dict(hypothesis.scores))
+
+
+def join(hypotheses: Sequence[ScoredHypothesis]) -> ScoredHypothesis:
+    """Consecutive segments' hypotheses as one: tokens concatenated, scores added."""
+    scores: Dict[str, float] = {}
+    for hypothesis in hypotheses:
+        for name, value in hypothesis.scores.items():
+            scores[name] = scores.get(name, 0.0) + value
+    tokens = tuple(token for hypothesis in hypotheses for token in hypothesis.tokens)
+    return ScoredHypothesis(tokens, sum(hypothesis.score for hypothesis in hypotheses), scores)
+
+
+def endpoint_rules_from_options(options: Dict[str, Any]) -> EndpointRules:
+    """The rules of the --endpoint_* options (removed from `options`); 0 turns a rule off."""
+    return EndpointRules(
+        options.pop("endpoint_trailing_silence_after_speech") or None,
+        options.pop("endpoint_silence_without_speech") or None,
+        options.pop("endpoint_max_segment_length") or None,
+        options.pop("endpoint_blank_threshold"),
+    )
+
+
+def add_endpoint_arguments(parser, defaults: EndpointRules) -> None:
+    """The --endpoint_* options (seconds; 0 turns a rule off, see `espnet_samba.decoding.endpoint`)."""
+    group = parser.add_argument_group("Endpoint detection related")
+    group.add_argument(
+        "--endpoint_trailing_silence_after_speech", type=float, default=defaults.trailing_silence_after_speech or 0.0,
+        help="Seconds of silence after decoded speech that end a segment (0: off)",
+    )
+    group.add_argument(
+        "--endpoint_silence_without_speech", type=float, default=defaults.silence_without_speech or 0.0,
+        help="Seconds of silence with nothing decoded after which the segment is dropped (0: off)",
+    )
+    group.add_argument(
+        "--endpoint_max_segment_length", type=float, default=defaults.max_segment_length or 0.0,
+        help="Seconds after which a segment ends regardless (0: off)",
+    )
+    group.add_argument(
+        "--endpoint_blank_threshold", type=float, default=defaults.blank_threshold,
+        help="A frame is silence when its CTC blank posterior is at least this",
+    )
+    group.add_argument(
+        "--feature_frame_shift", type=float, default=0.01,
+        help="Seconds between feature frames of a model without frontend (--feats_type fbank)",
+    )
 
 
 def _tokenizer(token_type: Optional[str], bpemodel: Optional[str]):
@@ -196,6 +261,8 @@ def inference(
     bpemodel: Optional[str],
     allow_variable_data_keys: bool,
     sim_chunk_length: int,
+    endpoint_rules: EndpointRules,
+    feature_frame_shift: float,
     **block_search_options: Any,
 ) -> None:
     """Decode every utterance of the data as a stream and write ESPnet's `<n>best_recog` files."""
@@ -223,6 +290,8 @@ def inference(
         penalty=penalty,
         nbest=nbest,
         normalize_length=normalize_length,
+        endpoint_rules=endpoint_rules,
+        feature_frame_shift=feature_frame_shift,
     )
     loader = ASRTask.build_streaming_iterator(
         data_path_and_name_and_type,
@@ -250,9 +319,10 @@ def inference(
 
 
 def get_parser():
-    """ESPnet's `asr_inference_streaming` parser."""
+    """ESPnet's `asr_inference_streaming` parser and the endpoint options."""
     parser = espnet_streaming.get_parser()
     parser.description = "Streaming ASR decoding of models with a causal encoder (CTC prefix search + rescoring)"
+    add_endpoint_arguments(parser, UTTERANCE_ENDPOINT_RULES)
     return parser
 
 
@@ -260,7 +330,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     print(get_commandline_args(), file=sys.stderr)
     kwargs = vars(get_parser().parse_args(cmd))
     kwargs.pop("config", None)
-    inference(**kwargs)
+    inference(endpoint_rules=endpoint_rules_from_options(kwargs), **kwargs)
 
 
 if __name__ == "__main__":

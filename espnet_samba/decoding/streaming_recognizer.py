@@ -1,11 +1,18 @@
 """Two-pass streaming recognition with a causal encoder: audio chunks in, partial and final hypotheses out.
 
 chunk -> `StreamingFeatures` (the offline features, incrementally) -> `encoder.forward_chunk` (the offline encoder
-outputs, incrementally) -> CTC log posteriors -> `CTCPrefixBeamSearch` (partial results after every chunk) -> at the
-end of a segment, `AttentionRescorer` over the CTC n-best and the segment's encoder frames (U2's two passes).
+outputs, incrementally) -> CTC log posteriors -> `SegmentingSearch` (the CTC prefix beam search, partial results
+after every chunk, cut into segments by the endpoint rules) -> at the end of each segment, `AttentionRescorer` over
+the CTC n-best and the segment's encoder frames (U2's two passes).
 
 What is kept while a stream runs: the feature and encoder states (fixed size), the beam (`beam_size` prefixes) and
-the current segment's encoder frames, which the second pass needs; a segment ends when the stream does.
+the current segment's encoder frames and CTC posteriors, which the second pass and the token alignment need; with
+`max_segment_length` set, none of it grows with the stream.
+
+At an endpoint the search, the segment's frames and the endpoint counters start over; the encoder state goes on.
+The encoder outputs of the stream thus stay those of the offline encoder over the whole audio, and no audio is lost
+while the front end would refill its receptive field (a causal Mamba state carries only what its recurrence keeps
+of the past, decaying, as it does across the pauses of a long training utterance).
 """
 from __future__ import annotations
 
@@ -18,6 +25,13 @@ from espnet2.asr.espnet_model import ESPnetASRModel
 
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
 from espnet_samba.decoding.ctc_prefix_search import CTCPrefix, CTCPrefixBeamSearch
+from espnet_samba.decoding.endpoint import (
+    NO_ENDPOINTS,
+    SILENCE_WITHOUT_SPEECH,
+    Endpoint,
+    EndpointRules,
+    SegmentingSearch,
+)
 from espnet_samba.decoding.streaming_features import StreamingFeatures
 
 
@@ -29,12 +43,14 @@ class Segment:
         hypotheses: best first (at most the recogniser's `nbest`).
         start_frame: the segment's first encoder frame, counted from the start of the stream.
         end_frame: one past its last encoder frame.
+        rule: the endpoint rule that ended it (see `espnet_samba.decoding.endpoint`).
         log_probs: its CTC log posteriors (end_frame - start_frame, V), for aligning the tokens to frames.
     """
 
     hypotheses: List[ScoredHypothesis]
     start_frame: int
     end_frame: int
+    rule: str
     log_probs: torch.Tensor
 
 
@@ -60,6 +76,7 @@ class StreamingRecognizer:
         beam_size: prefixes kept by the CTC search; all of them are rescored at a segment's end.
         rescorer: the second pass.
         nbest: hypotheses returned per segment and in partial results.
+        endpoint_rules: where segments end within the stream (default: only where the stream does).
         feature_frame_shift: seconds between input feature frames when the model has no frontend (features
             given, e.g. 10 ms fbank); with a frontend it is hop_length / fs.
     """
@@ -70,29 +87,28 @@ class StreamingRecognizer:
         beam_size: int,
         rescorer: AttentionRescorer,
         nbest: int = 1,
+        endpoint_rules: EndpointRules = NO_ENDPOINTS,
         feature_frame_shift: float = 0.01,
     ) -> None:
         check_streamable_model(asr_model)
         self.asr_model = asr_model
         self.features = StreamingFeatures(asr_model.frontend, asr_model.normalize, next(asr_model.parameters()).dtype)
-        self.search = CTCPrefixBeamSearch(beam_size, blank=asr_model.blank_id)
         self.rescorer = rescorer
         self.nbest = nbest
         shift = self.features.frame_shift
         self.frame_shift = (feature_frame_shift if shift is None else shift) * asr_model.encoder.frame_stride()
+        search = CTCPrefixBeamSearch(beam_size, blank=asr_model.blank_id)
+        self.segmenter = SegmentingSearch(search, endpoint_rules, self.frame_shift)
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream: the next chunk starts a new one."""
         self.features.reset()
         self.encoder_state = self.asr_model.encoder.init_stream_state(1)
-        self._start_segment()
-
-    def _start_segment(self) -> None:
-        self.search.reset()
-        self._segment_start = self.encoder_state.offset
-        self._segment_frames: List[torch.Tensor] = []
-        self._segment_log_probs: List[torch.Tensor] = []
+        self.segmenter.reset()
+        parameter = next(self.asr_model.parameters())
+        self._memory = parameter.new_zeros(0, self.asr_model.encoder.output_size())
+        self._log_probs = parameter.new_zeros(0, self.asr_model.ctc.ctc_lo.out_features)
 
     @torch.no_grad()
     def accept(self, chunk: torch.Tensor, is_final: bool) -> List[Segment]:
@@ -105,34 +121,37 @@ class StreamingRecognizer:
                 chunk starts a new stream.
 
         Returns:
-            The segments this chunk finished (the last one when `is_final`).
+            The segments that ended within this chunk, in order (the last one of the stream when `is_final`);
+            those dropped by the `silence_without_speech` rule are left out.
         """
-        feats = self.features(chunk.to(self._device), is_final)
+        feats = self.features(chunk.to(self._memory.device), is_final)
         encoded, self.encoder_state = self.asr_model.encoder.forward_chunk(
             feats, self.encoder_state, ctc=self.asr_model.ctc
         )
         log_probs = self.asr_model.ctc.log_softmax(encoded)[0]
-        self._segment_frames.append(encoded[0])
-        self._segment_log_probs.append(log_probs)
-        self.search.step(log_probs)
-        if not is_final:
-            return []
-        finished = [self._finish_segment()]
-        self.reset()
-        return finished
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.asr_model.parameters()).device
+        self._memory = torch.cat([self._memory, encoded[0]])
+        self._log_probs = torch.cat([self._log_probs, log_probs])
+        endpoints = self.segmenter.step(log_probs)
+        if is_final:
+            endpoints.append(self.segmenter.finish())
+        segments = [self._segment(endpoint) for endpoint in endpoints]
+        if is_final:
+            self.reset()
+        return [segment for segment in segments if segment is not None]
 
     def partial(self) -> List[CTCPrefix]:
         """The current segment's `nbest` likeliest CTC prefixes (first pass only)."""
-        return self.search.nbest(self.nbest)
+        return self.segmenter.search.nbest(self.nbest)
 
-    def _finish_segment(self) -> Segment:
-        memory = torch.cat(self._segment_frames)
-        if memory.size(0) == 0:
+    def _segment(self, endpoint: Endpoint) -> Optional[Segment]:
+        """Rescore an ended segment, releasing its frames (None for a dropped one)."""
+        frames = endpoint.end_frame - endpoint.start_frame
+        memory, log_probs = self._memory[:frames], self._log_probs[:frames]
+        self._memory, self._log_probs = self._memory[frames:].clone(), self._log_probs[frames:].clone()
+        if endpoint.rule == SILENCE_WITHOUT_SPEECH:
+            return None
+        if frames == 0:
             hypotheses = [ScoredHypothesis((), 0.0, {"ctc": 0.0, "length_bonus": 0.0})]
         else:
-            hypotheses = self.rescorer(self.search.nbest(self.search.beam_size), memory)[: self.nbest]
-        return Segment(hypotheses, self._segment_start, self.encoder_state.offset, torch.cat(self._segment_log_probs))
+            hypotheses = self.rescorer(endpoint.prefixes, memory)[: self.nbest]
+        return Segment(hypotheses, endpoint.start_frame, endpoint.end_frame, endpoint.rule, log_probs)
