@@ -11,6 +11,9 @@ hypothesis of each finished segment followed by the current segment's n-best. Th
 `--sim_chunk_length` samples (0: the whole utterance at once) and writes ESPnet's output layout,
 `<output_dir>/<n>best_recog/{text,token,token_int,score}`, so asr.sh's scoring reads it unchanged.
 
+Before decoding, every file of a `sound` wav.scp is checked (`espnet_samba.decoding.audio_input`): a corrupt,
+empty, multi-channel or wrong-rate file stops the run with an error that names it and the fix.
+
 The options of ESPnet's block-synchronous attention search that this two-pass search has no use for
 (`--maxlenratio`, `--minlenratio`, `--disable_repetition_detection`, `--encoded_feat_length_limit`,
 `--decoder_text_length_limit`) are accepted at their defaults and refused with any other value.
@@ -37,6 +40,7 @@ from espnet2.text.token_id_converter import TokenIDConverter
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
+from espnet_samba.decoding.audio_input import AudioInputError, check_sound_scp
 from espnet_samba.decoding.endpoint import EndpointRules
 from espnet_samba.decoding.streaming_recognizer import StreamingRecognizer
 
@@ -133,9 +137,17 @@ class Speech2TextStreaming:
         Returns:
             The n-best so far, best first: the CTC prefix search's partial hypotheses, or when `is_final` the
             rescored hypotheses, each after the best hypotheses of the segments that ended before.
+
+        Raises:
+            AudioInputError: `speech` is not one channel of samples (for a model with a frontend).
         """
         if isinstance(speech, np.ndarray):
             speech = torch.from_numpy(speech)
+        if self.asr_model.frontend is not None and speech.dim() != 1:
+            raise AudioInputError(
+                f"Speech2TextStreaming takes mono samples (N,); got shape {tuple(speech.shape)}: pass one channel "
+                "(e.g. speech[:, 0]) or their mean"
+            )
         segments = self.recognizer.accept(speech, is_final)
         if is_final:
             hypotheses = segments.pop().hypotheses
@@ -293,6 +305,11 @@ def inference(
         endpoint_rules=endpoint_rules,
         feature_frame_shift=feature_frame_shift,
     )
+    for path, _, data_type in data_path_and_name_and_type:
+        if data_type == "sound":
+            check_sound_scp(
+                Path(path), speech2text.recognizer.features.sample_rate, None if key_file is None else Path(key_file)
+            )
     loader = ASRTask.build_streaming_iterator(
         data_path_and_name_and_type,
         dtype=dtype,

@@ -25,6 +25,7 @@ from espnet_samba.bin.asr_inference_streaming import (
     add_endpoint_arguments,
     endpoint_rules_from_options,
 )
+from espnet_samba.decoding.audio_input import check_audio_file
 from espnet_samba.decoding.endpoint import EndpointRules
 from espnet_samba.decoding.long_form import LongFormWriter, TimedSegment, segment_id, timed_words, token_spans
 from espnet_samba.decoding.streaming_recognizer import Segment
@@ -41,7 +42,7 @@ def transcribe_long_audio(
 
     Args:
         speech2text: the recogniser, built with the endpoint rules to cut the recording by.
-        wav_path: a mono audio file at the model's sampling rate.
+        wav_path: a mono audio file at the model's sampling rate (checked first, see `check_audio_file`).
         output_dir: where `segments`, `text`, `ctm` and `subtitles.srt` go.
         recording_id: its id in those files (default: the file name without suffix).
         block_seconds: audio read and decoded at a time.
@@ -52,6 +53,7 @@ def transcribe_long_audio(
     if speech2text.asr_model.frontend is None:
         raise ValueError("long-form transcription reads audio; this model takes feature frames (no frontend)")
     recognizer = speech2text.recognizer
+    check_audio_file(Path(wav_path), recognizer.features.sample_rate)
     recognizer.reset()
     recording_id = recording_id or Path(wav_path).stem
     with soundfile.SoundFile(str(wav_path)) as audio, LongFormWriter(Path(output_dir), recording_id) as writer:

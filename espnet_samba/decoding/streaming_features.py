@@ -80,11 +80,14 @@ class StreamingFeatures:
         self.reset()
 
     @property
+    def sample_rate(self) -> Optional[int]:
+        """The frontend's sampling rate in Hz, or None without a frontend (features given)."""
+        return None if self.frontend is None else int(self.frontend.logmel.mel_options["sr"])
+
+    @property
     def frame_shift(self) -> Optional[float]:
         """Seconds between feature frames, or None without a frontend (features given)."""
-        if self.frontend is None:
-            return None
-        return self.hop_length / self.frontend.logmel.mel_options["sr"]
+        return None if self.frontend is None else self.hop_length / self.sample_rate
 
     def reset(self) -> None:
         """Forget the stream: the next chunk starts a new one."""
