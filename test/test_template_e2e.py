@@ -101,3 +101,32 @@ def test_use_lexicon_with_word_tokens_is_refused(tmp_path):
     result = run_asr(recipe, "--stage", "5", "--token_type", "word", "--use_lexicon", "true")
     assert result.returncode == 2
     assert "--use_lexicon true constrains bpe or char tokens to words; --token_type word decodes words" in result.stdout
+
+
+def test_use_streaming_decodes_a_causal_model_into_results_md(trained_recipe):
+    recipe, _ = trained_recipe
+    sp = ("--speed_perturb_factors", "0.9 1.0 1.1")
+    refused = run_asr(recipe, "--stage", "12", "--stop_stage", "12", "--use_streaming", "true", *sp)
+    assert refused.returncode != 0  # the Transformer encoder cannot run chunk by chunk
+    refused_log = recipe / DECODE_DIR.replace("_asr_model_", "_streaming_asr_model_") / "logdir/asr_inference.1.log"
+    assert "streaming decoding needs an encoder that runs chunk by chunk; TransformerEncoder" in refused_log.read_text()
+
+    result = run_asr(recipe, "--stage", "11", "--stop_stage", "13", "--asr_config", "conf/train_asr_causal.yaml",
+                     "--use_streaming", "true", "--streaming_chunk_length", "1600", *sp)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    causal_exp = recipe / "exp/asr_train_asr_causal_raw_char_sp"
+    decode_dir = causal_exp / DECODE_DIR.split("/", 2)[2].replace("_asr_model_", "_streaming_chunk1600_asr_model_")
+    assert len((decode_dir / "text").read_text().splitlines()) == 4
+    log = (decode_dir / "logdir/asr_inference.1.log").read_text()
+    assert "espnet_samba.bin.asr_inference_streaming" in log and "--sim_chunk_length 1600" in log
+    assert (decode_dir / "score_wer/result.txt").exists()
+    row = next(line for line in (causal_exp / "RESULTS.md").read_text().splitlines() if "_streaming_chunk1600_" in line)
+    assert row.split("|")[2:4] == ["4", "12"]
+
+
+def test_use_streaming_with_a_lexicon_is_refused(tmp_path):
+    recipe = make_recipe(tmp_path)
+    result = run_asr(recipe, "--stage", "12", "--use_streaming", "true", "--use_lexicon", "true")
+    assert result.returncode == 2
+    message = "--use_streaming true decodes with a CTC prefix search and attention rescoring, without a lexicon"
+    assert message in result.stdout

@@ -18,7 +18,7 @@ TEMPLATE = REPO_ROOT / "egs2" / "TEMPLATE" / "asr1"
 VENV = REPO_ROOT / "tools" / "venv"
 LINKED = ("asr.sh", "path.sh", "db.sh", "utils", "scripts", "pyscripts")
 
-TINY_ASR_CONFIG = """\
+TINY_TRANSFORMER = """\
 encoder: transformer
 encoder_conf:
     output_size: 16
@@ -33,6 +33,24 @@ decoder_conf:
     linear_units: 32
     num_blocks: 1
     dropout_rate: 0.0
+"""
+# A causal Mamba encoder and a Mamba decoder: the model --use_streaming decodes.
+TINY_CAUSAL_SAMBA = """\
+encoder: mamba
+encoder_conf:
+    output_size: 16
+    num_blocks: 1
+    d_state: 4
+    bidirectional: false
+    dropout_rate: 0.0
+    input_layer: conv2d
+decoder: mamba
+decoder_conf:
+    num_blocks: 1
+    d_state: 4
+    dropout_rate: 0.0
+"""
+TINY_ASR_TRAINING = """\
 model_conf:
     ctc_weight: 0.3
     lsm_weight: 0.1
@@ -53,6 +71,8 @@ best_model_criterion:
 keep_nbest_models: 1
 use_tensorboard: false
 """
+TINY_ASR_CONFIG = TINY_TRANSFORMER + TINY_ASR_TRAINING
+TINY_CAUSAL_ASR_CONFIG = TINY_CAUSAL_SAMBA + TINY_ASR_TRAINING
 TINY_LM_CONFIG = """\
 lm: seq_rnn
 lm_conf:
@@ -97,6 +117,7 @@ def make_recipe(root: Path) -> Path:
     shutil.copy(TEMPLATE / "cmd.sh", recipe / "cmd.sh")
     shutil.copy(TEMPLATE / "conf" / "slurm.conf", recipe / "conf" / "slurm.conf")
     (recipe / "conf" / "train_asr.yaml").write_text(TINY_ASR_CONFIG)
+    (recipe / "conf" / "train_asr_causal.yaml").write_text(TINY_CAUSAL_ASR_CONFIG)
     (recipe / "conf" / "train_lm.yaml").write_text(TINY_LM_CONFIG)
     (recipe / "conf" / "decode_asr.yaml").write_text(DECODE_CONFIG)
     return recipe

@@ -140,6 +140,8 @@ inference_asr_model=valid.acc.ave.pth # ASR model path for decoding.
                                       # inference_asr_model=valid.loss.ave.pth
 use_lexicon=false     # Decode only words of the LM text (stage 5 writes the list; espnet_samba.bin.asr_inference).
 word_vocab_size=0     # The lexicon's size: the most frequent words of the LM text (0: all of them).
+use_streaming=false       # Decode each utterance as a stream (espnet_samba.bin.asr_inference_streaming; causal encoder).
+streaming_chunk_length=0  # With --use_streaming true: samples fed per chunk (--sim_chunk_length; 0: all at once).
 
 # [Task dependent] Set the datadir name created by local/data.sh
 train_set=       # Name of training set.
@@ -252,6 +254,10 @@ Options:
     --use_lexicon         # Decode only words of the LM text: stage 5 writes them to a lexicon, stage 12 decodes
                           # with espnet_samba.bin.asr_inference --lexicon (default="${use_lexicon}").
     --word_vocab_size     # The lexicon's size, most frequent words first; 0 keeps all (default="${word_vocab_size}").
+    --use_streaming       # Decode each utterance as a stream, chunk by chunk: CTC prefix search and attention rescoring
+                          # with espnet_samba.bin.asr_inference_streaming; needs a causal encoder (default="${use_streaming}").
+    --streaming_chunk_length # With --use_streaming true: samples per chunk, its --sim_chunk_length; 0 feeds each
+                          # utterance at once (default="${streaming_chunk_length}").
 
     # [Task dependent] Set the datadir name created by local/data.sh
     --train_set     # Name of training set (required).
@@ -358,6 +364,11 @@ if "${use_lexicon}" && [ "${token_type}" = word ]; then
     log "Error: --use_lexicon true constrains bpe or char tokens to words; --token_type word decodes words already"
     exit 2
 fi
+if "${use_streaming}" && { "${use_lexicon}" || "${use_ngram}"; }; then
+    log "Error: --use_streaming true decodes with a CTC prefix search and attention rescoring, without a lexicon or" \
+        "an n-gram LM: set --use_lexicon false --use_ngram false"
+    exit 2
+fi
 
 
 # Set tag for naming of model directory
@@ -457,6 +468,12 @@ if [ -z "${inference_tag}" ]; then
     fi
     if "${use_lexicon}"; then
         inference_tag+="_lexicon"
+    fi
+    if "${use_streaming}"; then
+        inference_tag+="_streaming"
+        if [ "${streaming_chunk_length}" -gt 0 ]; then
+            inference_tag+="_chunk${streaming_chunk_length}"
+        fi
     fi
     inference_tag+="_asr_model_$(echo "${inference_asr_model}" | sed -e "s/\//_/g" -e "s/\.[^.]*$//g")"
 fi
@@ -1036,6 +1053,10 @@ if ! "${skip_eval}"; then
             fi
             _inference_tool=espnet_samba.bin.asr_inference
             _opts+="--lexicon ${lexicon} "
+        fi
+        if "${use_streaming}"; then
+            _inference_tool=espnet_samba.bin.asr_inference_streaming
+            _opts+="--sim_chunk_length ${streaming_chunk_length} "
         fi
 
         # 2. Generate run.sh
