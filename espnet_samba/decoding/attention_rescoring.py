@@ -9,10 +9,9 @@ penalty * L, where ctc is the prefix's CTC log probability from the first pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.lm.espnet_model import ESPnetLanguageModel
@@ -31,7 +30,7 @@ class ScoredHypothesis:
             "length_bonus" (the token count).
     """
 
-    tokens: tuple
+    tokens: Tuple[int, ...]
     score: float
     scores: Dict[str, float]
 
@@ -120,7 +119,9 @@ class AttentionRescorer:
         nll, _ = self.lm.nll(text, lengths, max_length=text.size(1))
         return (-nll.sum(-1)).tolist()
 
-    def _teacher_forcing_batch(self, token_lists: List[List[int]], device: torch.device):
+    def _teacher_forcing_batch(
+        self, token_lists: List[List[int]], device: torch.device
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Decoder inputs sos + tokens (padded with eos), targets tokens + eos (padded with -1), input lengths."""
         longest = max(len(tokens) for tokens in token_lists) + 1
         ys_in = torch.full((len(token_lists), longest), self.eos, dtype=torch.long, device=device)
