@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import soundfile
 import torch
@@ -92,6 +92,12 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", type=Path, required=True)
     parser.add_argument("--recording_id", type=str_or_none, default=None, help="Default: the file name")
     parser.add_argument("--block_seconds", type=float, default=1.0, help="Audio read and decoded at a time")
+    add_recogniser_arguments(parser)
+    return parser
+
+
+def add_recogniser_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that build a `Speech2TextStreaming` with endpoint rules (`recogniser_from_options`)."""
     parser.add_argument("--ngpu", type=int, default=0)
     parser.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
     group = parser.add_argument_group("The model configuration related")
@@ -107,7 +113,16 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--lm_weight", type=float, default=1.0)
     group.add_argument("--penalty", type=float, default=0.0)
     add_endpoint_arguments(parser, EndpointRules())
-    return parser
+
+
+def recogniser_from_options(options: Dict[str, Any]) -> Speech2TextStreaming:
+    """The recogniser of the `add_recogniser_arguments` options, which are removed from `options`."""
+    endpoint_rules = endpoint_rules_from_options(options)
+    device = "cuda" if options.pop("ngpu") >= 1 else "cpu"
+    names = ("dtype", "asr_train_config", "asr_model_file", "lm_train_config", "lm_file", "token_type", "bpemodel",
+             "beam_size", "ctc_weight", "lm_weight", "penalty")
+    return Speech2TextStreaming(**{name: options.pop(name) for name in names}, device=device,
+                                endpoint_rules=endpoint_rules)
 
 
 def main(cmd: Optional[List[str]] = None) -> None:
@@ -117,9 +132,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
                         format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     wav, output_dir = options.pop("wav"), options.pop("output_dir")
     recording_id, block_seconds = options.pop("recording_id"), options.pop("block_seconds")
-    endpoint_rules = endpoint_rules_from_options(options)
-    device = "cuda" if options.pop("ngpu") >= 1 else "cpu"
-    speech2text = Speech2TextStreaming(**options, device=device, endpoint_rules=endpoint_rules)
+    speech2text = recogniser_from_options(options)
     count = transcribe_long_audio(speech2text, wav, output_dir, recording_id, block_seconds)
     logging.info(f"{wav}: {count} segments written to {output_dir}")
 
