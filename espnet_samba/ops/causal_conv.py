@@ -1,17 +1,24 @@
 """The causal depthwise convolution of the Mamba mixer: full-sequence and single-step forms.
 
-On CUDA with causal-conv1d built, its fused kernels run; on CPU the fused kernels of `csrc/causal_conv.cpp` when
-they build (channels last, the SiLU and its derivative fused, no transpose copies on either side); elsewhere
-PyTorch's grouped `conv1d`.
+On CUDA with causal-conv1d built, its fused kernels run (inputs checked by `espnet_samba.ops.cuda_contract`: widths
+2 to 4, float64 refused; other widths fall back to PyTorch with a warning); on CPU the fused kernels of
+`csrc/causal_conv.cpp` when they build (channels last, the SiLU and its derivative fused, no transpose copies on
+either side); elsewhere PyTorch's grouped `conv1d`.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from espnet_samba.ops.cpu_kernels import use_cpu_kernels
+from espnet_samba.ops.cuda_contract import (
+    causal_conv1d_kernel_arguments,
+    causal_conv1d_update_kernel_arguments,
+    conv_kernel_refusal,
+)
 from espnet_samba.ops.fused_conv import fused_causal_conv1d, fused_causal_conv1d_update
 from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
 from espnet_samba.ops.precision import compute_dtype
@@ -22,6 +29,14 @@ _ACTIVATIONS = (None, "silu")
 def _check_activation(activation: Optional[str]) -> None:
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+
+
+def _cuda_kernel_takes(op: str, weight: torch.Tensor) -> bool:
+    """Whether causal-conv1d's kernels take this weight; if not, warn (once per op and width) that PyTorch runs."""
+    refusal = conv_kernel_refusal(weight)
+    if refusal is not None:
+        warnings.warn(f"{op}: {refusal}; running PyTorch's conv1d on the GPU instead", RuntimeWarning, stacklevel=3)
+    return refusal is None
 
 
 def causal_conv1d(
@@ -42,8 +57,8 @@ def causal_conv1d(
         (B, D, L), output t depending on inputs t-W+1..t only.
     """
     _check_activation(activation)
-    if use_cuda_kernels(x):
-        return load_cuda_kernels().causal_conv1d_fn(x, weight, bias, activation=activation)
+    if use_cuda_kernels(x) and _cuda_kernel_takes("causal_conv1d", weight):
+        return load_cuda_kernels().causal_conv1d_fn(**causal_conv1d_kernel_arguments(x, weight, bias, activation))
     if use_cpu_kernels(x):
         return fused_causal_conv1d(x, weight, bias, activation)
     width = weight.shape[1]
@@ -74,8 +89,11 @@ def causal_conv1d_update(
             "causal_conv1d_update: need x (batch, dim), conv_state (batch, dim, width) and weight (dim, width), got "
             f"x {tuple(x.shape)}, conv_state {tuple(conv_state.shape)}, weight {tuple(weight.shape)}"
         )
-    if use_cuda_kernels(x):
-        return load_cuda_kernels().causal_conv1d_update(x, conv_state, weight, bias, activation)
+    if use_cuda_kernels(x) and _cuda_kernel_takes("causal_conv1d_update", weight):
+        out = load_cuda_kernels().causal_conv1d_update(
+            **causal_conv1d_update_kernel_arguments(x, conv_state, weight, bias, activation)
+        )
+        return out.to(x.dtype)
     if use_cpu_kernels(x):
         return fused_causal_conv1d_update(x, conv_state, weight, bias, activation)
     dtype = compute_dtype(x, conv_state, weight, bias)

@@ -1,8 +1,9 @@
 """The selective scan: one interface over three backends.
 
-CUDA tensors run mamba-ssm's kernels when they are built; CPU tensors the fused CPU kernels of `csrc/` when they
-build on this machine (`espnet_samba.ops.cpu_kernels`); everything else, and any case a kernel does not cover,
-the chunked pure-PyTorch scan. All give the results of `espnet_samba.ops.reference` to float tolerance.
+CUDA tensors run mamba-ssm's kernels when they are built (inputs checked by `espnet_samba.ops.cuda_contract`);
+CPU tensors the fused CPU kernels of `csrc/` when they build on this machine (`espnet_samba.ops.cpu_kernels`);
+everything else, and any case a kernel does not cover, the chunked pure-PyTorch scan. All give the results of
+`espnet_samba.ops.reference` to float tolerance, and the same contract for the final state (see `selective_scan`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import torch.nn.functional as F
 
 from espnet_samba.ops.chunked_scan import chunked_selective_scan, softplus
 from espnet_samba.ops.cpu_kernels import use_cpu_kernels
+from espnet_samba.ops.cuda_contract import (
+    selective_scan_kernel_arguments,
+    selective_state_update_kernel_arguments,
+)
 from espnet_samba.ops.fused_scan import fused_selective_scan, fused_state_update
 from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
 from espnet_samba.ops.precision import compute_dtype
@@ -97,7 +102,13 @@ def selective_scan(
     """Selective scan with the signature of mamba-ssm's `selective_scan_fn`, plus a start state and lengths.
 
     `h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t u_t`, `y_t = C_t·h_t + D u_t`, `y *= silu(z)`, with Δ = softplus(delta +
-    delta_bias) when `delta_softplus`. Computes in float64 for float64 inputs, in float32 otherwise.
+    delta_bias) when `delta_softplus`. Computes in float64 for float64 inputs, in float32 otherwise. Where
+    mamba-ssm's CUDA kernel runs, float64 is refused (it has none) and u, delta, B, C, z must share one dtype.
+
+    The final state h_L is an inference output, the same on every backend: it carries no gradient (it is
+    detached; a loss on it does not reach the inputs, as with mamba-ssm's kernel, whose backward ignores it), and
+    it is a tensor of its own that nothing else reads, so updating it in place (a decoding step) cannot change
+    y or the backward. Gradients do flow from y into `initial_state`.
 
     Args:
         u: (B, D, L). delta: (B, D, L). A: (D, N). B, C: (B, N, L). D: (D,). z: (B, D, L).
@@ -108,9 +119,33 @@ def selective_scan(
             one after the sequence's last valid frame, as if the padding were not there.
 
     Returns:
-        y (B, D, L) in the dtype of `u`, and h_L when asked.
+        y (B, D, L) in the dtype of `u`, and when asked h_L (B, D, N) in float32 (float64 for float64 inputs).
     """
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias, initial_state, lengths)
+    scanned = _scan_on_backend(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state, lengths
+    )
+    if not return_last_state:
+        return scanned
+    y, last_state = scanned
+    return y, last_state.detach()
+
+
+def _scan_on_backend(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor],
+    z: Optional[torch.Tensor],
+    delta_bias: Optional[torch.Tensor],
+    delta_softplus: bool,
+    return_last_state: bool,
+    initial_state: Optional[torch.Tensor],
+    lengths: Optional[torch.Tensor],
+) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """`selective_scan` on the backend these tensors take, its final state not yet detached."""
     if use_cpu_kernels(u):
         return fused_selective_scan(
             u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state, lengths
@@ -118,9 +153,16 @@ def selective_scan(
     if lengths is not None:
         delta, delta_bias = freeze_past_lengths(delta, delta_bias, delta_softplus, lengths)
     if use_cuda_kernels(u) and initial_state is None:
-        return load_cuda_kernels().selective_scan_fn(
-            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
+        scanned = load_cuda_kernels().selective_scan_fn(
+            **selective_scan_kernel_arguments(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
         )
+        if not return_last_state:
+            return scanned
+        y, last_state = scanned
+        # The kernel's final state is a view into the buffer its backward reads (x[:, :, -1, 1::2] of the
+        # chunk states): a copy, so an in-place update of it cannot corrupt the backward, and the buffer is not
+        # kept alive by a decoder's state.
+        return y, last_state.clone()
     return chunked_selective_scan(
         u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state
     )
@@ -139,6 +181,8 @@ def selective_state_update(
     dt_softplus: bool = False,
 ) -> torch.Tensor:
     """One recurrent step of the selective scan, updating `state` (B, D, N) in place.
+
+    Where mamba-ssm's CUDA kernel runs, float64 is refused: the Triton kernel computes in float32.
 
     Args:
         state: (B, D, N). x: (B, D). dt: (B, D). A: (D, N). B, C: (B, N). D: (D,). z: (B, D). dt_bias: (D,).
@@ -163,7 +207,7 @@ def selective_state_update(
         _check_shape(op, name, tensor, expected, f"{meaning} to match state {tuple(state.shape)}")
     if use_cuda_kernels(x):
         return load_cuda_kernels().selective_state_update(
-            state, x, dt, A, B, C, D, z=z, dt_bias=dt_bias, dt_softplus=dt_softplus
+            **selective_state_update_kernel_arguments(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
         )
     if use_cpu_kernels(x):
         return fused_state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
