@@ -110,3 +110,58 @@ def test_mixer_on_kernels_matches_cpu_path(autocast):
     for (name, p_cpu), p_gpu in zip(mixer.named_parameters(), mixer_gpu.parameters()):
         scale = p_cpu.grad.abs().max().clamp(min=1e-6)
         torch.testing.assert_close(p_gpu.grad.cpu() / scale, p_cpu.grad / scale, **tolerance, msg=name)
+
+
+def test_kernel_final_state_carries_no_gradient_and_is_not_the_kernels_buffer():
+    leaves = {name: t.to(CUDA).requires_grad_(True) for name, t in scan_inputs(2, 24, 16, 300).items()}
+    grad_y = torch.randn(2, 24, 300, device=CUDA)
+
+    def gradients(update_state: bool):
+        y, state = selective_scan(**leaves, delta_softplus=True, return_last_state=True)
+        assert not state.requires_grad
+        if update_state:
+            state.mul_(-3.0).add_(1.0)
+        return torch.autograd.grad(y, list(leaves.values()), grad_y)
+
+    for got, want in zip(gradients(update_state=True), gradients(update_state=False)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_float64_cuda_tensors_are_refused_with_the_way_out():
+    inputs = {name: t.double().to(CUDA) for name, t in scan_inputs(1, 8, 4, 5).items()}
+    with pytest.raises(TypeError, match="float64 CUDA tensors .* run float64 on the CPU"):
+        selective_scan(**inputs, delta_softplus=True)
+    with pytest.raises(TypeError, match="float64 CUDA tensors"):
+        causal_conv1d(inputs["u"], torch.randn(8, 4, device=CUDA, dtype=torch.float64))
+
+
+def test_state_update_kernel_without_skip_and_bias_matches_cpu_path():
+    generator = torch.Generator().manual_seed(5)
+    batch, dim, d_state = 3, 16, 8
+    step = {name: torch.randn(*shape, generator=generator) for name, shape in
+            dict(x=(batch, dim), dt=(batch, dim), B=(batch, d_state), C=(batch, d_state)).items()}
+    step["A"] = -(0.1 + torch.rand(dim, d_state, generator=generator))
+    state = torch.randn(batch, dim, d_state, generator=generator)
+    state_gpu = state.to(CUDA)
+    y_gpu = selective_state_update(state_gpu, **{k: v.to(CUDA) for k, v in step.items()}, dt_softplus=True)
+    y_cpu = selective_state_update(state, **step, dt_softplus=True)
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(state_gpu.cpu(), state, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "dim, width, warning",
+    [(12, 4, "d_inner = 12 is not a multiple of 8"), (16, 5, "widths \\(2, 3, 4\\), not d_conv = 5")],
+)
+def test_conv_configs_the_kernel_cannot_take_warn_and_match_cpu_path(dim, width, warning):
+    generator = torch.Generator().manual_seed(6)
+    projection = torch.randn(2, 40, 2 * dim, generator=generator)
+
+    def channel_last(xz: torch.Tensor) -> torch.Tensor:  # as MambaMixer passes x: half of in_proj's output
+        return xz.transpose(1, 2).chunk(2, dim=1)[0]
+
+    weight, bias = torch.randn(dim, width, generator=generator), torch.randn(dim, generator=generator)
+    with pytest.warns(RuntimeWarning, match=warning):
+        on_gpu = causal_conv1d(channel_last(projection.to(CUDA)), weight.to(CUDA), bias.to(CUDA), activation="silu")
+    on_cpu = causal_conv1d(channel_last(projection), weight, bias, activation="silu")
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=1e-4, atol=1e-4)
