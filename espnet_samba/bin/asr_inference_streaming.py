@@ -42,6 +42,7 @@ from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
 from espnet_samba.decoding.audio_input import AudioInputError, check_sound_scp
 from espnet_samba.decoding.endpoint import EndpointRules
+from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank, read_fbank_conf
 from espnet_samba.decoding.streaming_recognizer import StreamingRecognizer
 
 Result = Tuple[Optional[str], List[str], List[int], Hypothesis]
@@ -78,6 +79,10 @@ class Speech2TextStreaming:
         normalize_length: rank the final hypotheses by length-normalised score.
         endpoint_rules: where segments end within an utterance.
         feature_frame_shift: seconds between feature frames of a model without frontend (for the endpoint rules).
+        fbank_conf: for a model trained on precomputed Kaldi fbank features (`--feats_type fbank`, no frontend),
+            the recipe's fbank options (conf/fbank.conf): the recogniser then takes audio samples and computes
+            the features as they arrive (`espnet_samba.decoding.kaldi_fbank`).
+        fs: the audio's sampling rate with `fbank_conf` (asr.sh's --fs).
     """
 
     @typechecked
@@ -99,6 +104,8 @@ class Speech2TextStreaming:
         normalize_length: bool = False,
         endpoint_rules: EndpointRules = UTTERANCE_ENDPOINT_RULES,
         feature_frame_shift: float = 0.01,
+        fbank_conf: Union[Path, str, None] = None,
+        fs: int = 16000,
     ) -> None:
         asr_model, asr_train_args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
         asr_model.to(dtype=getattr(torch, dtype)).eval()
@@ -109,8 +116,9 @@ class Speech2TextStreaming:
         rescorer = AttentionRescorer(
             asr_model.decoder, lm, asr_model.sos, asr_model.eos, ctc_weight, lm_weight, penalty, normalize_length
         )
+        kaldi_fbank = None if fbank_conf is None else StreamingKaldiFbank(read_fbank_conf(Path(fbank_conf)), fs)
         self.recognizer = StreamingRecognizer(
-            asr_model, beam_size, rescorer, nbest, endpoint_rules, feature_frame_shift
+            asr_model, beam_size, rescorer, nbest, endpoint_rules, feature_frame_shift, kaldi_fbank
         )
         self.asr_model = asr_model
         self.asr_train_args = asr_train_args
@@ -143,7 +151,7 @@ class Speech2TextStreaming:
         """
         if isinstance(speech, np.ndarray):
             speech = torch.from_numpy(speech)
-        if self.asr_model.frontend is not None and speech.dim() != 1:
+        if self.recognizer.features.takes_audio and speech.dim() != 1:
             raise AudioInputError(
                 f"Speech2TextStreaming takes mono samples (N,); got shape {tuple(speech.shape)}: pass one channel "
                 "(e.g. speech[:, 0]) or their mean"

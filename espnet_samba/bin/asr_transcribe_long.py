@@ -28,6 +28,7 @@ from espnet_samba.bin.asr_inference_streaming import (
 from espnet_samba.decoding.audio_input import check_audio_file
 from espnet_samba.decoding.endpoint import EndpointRules
 from espnet_samba.decoding.long_form import LongFormWriter, TimedSegment, segment_id, timed_words, token_spans
+from espnet_samba.decoding.streaming_features import NEEDS_AUDIO_FEATURES
 from espnet_samba.decoding.streaming_recognizer import Segment
 
 
@@ -50,8 +51,8 @@ def transcribe_long_audio(
     Returns:
         The number of segments written (those with text).
     """
-    if speech2text.asr_model.frontend is None:
-        raise ValueError("long-form transcription reads audio; this model takes feature frames (no frontend)")
+    if not speech2text.recognizer.features.takes_audio:
+        raise ValueError(NEEDS_AUDIO_FEATURES)
     recognizer = speech2text.recognizer
     check_audio_file(Path(wav_path), recognizer.features.sample_rate)
     recognizer.reset()
@@ -107,6 +108,10 @@ def add_recogniser_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--lm_file", type=str_or_none, default=None)
     group.add_argument("--token_type", type=str_or_none, default=None)
     group.add_argument("--bpemodel", type=str_or_none, default=None)
+    group.add_argument("--fbank_conf", type=str_or_none, default=None,
+                       help="For a model trained with --feats_type fbank: the recipe's conf/fbank.conf, to compute "
+                       "its features from the audio")
+    group.add_argument("--fs", type=int, default=16000, help="The audio's sampling rate with --fbank_conf")
     group = parser.add_argument_group("Beam-search related")
     group.add_argument("--beam_size", type=int, default=10)
     group.add_argument("--ctc_weight", type=float, default=0.5)
@@ -120,7 +125,7 @@ def recogniser_from_options(options: Dict[str, Any]) -> Speech2TextStreaming:
     endpoint_rules = endpoint_rules_from_options(options)
     device = "cuda" if options.pop("ngpu") >= 1 else "cpu"
     names = ("dtype", "asr_train_config", "asr_model_file", "lm_train_config", "lm_file", "token_type", "bpemodel",
-             "beam_size", "ctc_weight", "lm_weight", "penalty")
+             "fbank_conf", "fs", "beam_size", "ctc_weight", "lm_weight", "penalty")
     return Speech2TextStreaming(**{name: options.pop(name) for name in names}, device=device,
                                 endpoint_rules=endpoint_rules)
 

@@ -25,9 +25,9 @@ import torch
 
 from espnet_samba.decoding.attention_rescoring import ScoredHypothesis
 from espnet_samba.decoding.audio_input import AudioInputError, check_audio_file
+from espnet_samba.decoding.kaldi_fbank import PCM16_SCALE
+from espnet_samba.decoding.streaming_features import NEEDS_AUDIO_FEATURES
 from espnet_samba.decoding.streaming_recognizer import Segment
-
-PCM16_SCALE = 32768.0
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,8 @@ class LiveTranscriber:
     """
 
     def __init__(self, speech2text) -> None:
-        if speech2text.asr_model.frontend is None:
-            raise ValueError("live transcription reads audio; this model takes feature frames (no frontend)")
+        if not speech2text.recognizer.features.takes_audio:
+            raise ValueError(NEEDS_AUDIO_FEATURES)
         self.speech2text = speech2text
         self.recognizer = speech2text.recognizer
         self.sample_rate: int = self.recognizer.features.sample_rate

@@ -14,6 +14,10 @@ frame is computed from exactly its own samples by an ESPnet `Stft` with the fron
 on the extended signal, then by the frontend's own `LogMel`. Kept between chunks: the samples of the frames not yet
 emitted and the last pad + 1 samples, fewer than n_fft + hop + pad samples whatever the stream's length.
 
+Without a frontend (`--feats_type fbank`), the chunks are the feature frames themselves, or, given a
+`StreamingKaldiFbank` with the recipe's fbank options, samples turned into those frames as they arrive
+(`espnet_samba.decoding.kaldi_fbank`).
+
 Normalization. `global_mvn` subtracts and divides by the training set's statistics frame by frame, so it streams;
 `utterance_mvn` uses the mean (and variance) of the whole utterance, which a stream does not know before it ends:
 it is refused.
@@ -29,6 +33,14 @@ from espnet2.asr.frontend.default import DefaultFrontend
 from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.stft import Stft
+
+from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank
+
+# What a model without frontend needs to be given audio.
+NEEDS_AUDIO_FEATURES = (
+    "this model was trained on precomputed features (--feats_type fbank, no frontend): give the recipe's fbank "
+    "options (--fbank_conf conf/fbank.conf, and --fs) to compute them from the audio"
+)
 
 
 def check_streamable_features(frontend: Optional[AbsFrontend], normalize: Optional[AbsNormalize]) -> None:
@@ -51,17 +63,35 @@ class StreamingFeatures:
     """Frontend and normalization of one stream, fed chunk by chunk (see the module docstring).
 
     With a frontend the chunks are waveform samples (N_chunk,); without one (`--feats_type fbank`) they are feature
-    frames (T_chunk, F), which only the normalization touches.
+    frames (T_chunk, F), which only the normalization touches, or samples again when `kaldi_fbank` computes the
+    frames.
 
     Args:
         frontend: the model's `DefaultFrontend`, or None.
         normalize: the model's `GlobalMVN`, or None.
         dtype: dtype of the returned features (the model's).
+        kaldi_fbank: for a model without frontend, the Kaldi fbank features it was trained on, computed from
+            samples; None: the chunks are feature frames.
+
+    Raises:
+        ValueError: a frontend or normalization that cannot stream, or `kaldi_fbank` for a model with a frontend.
     """
 
-    def __init__(self, frontend: Optional[AbsFrontend], normalize: Optional[AbsNormalize], dtype: torch.dtype):
+    def __init__(
+        self,
+        frontend: Optional[AbsFrontend],
+        normalize: Optional[AbsNormalize],
+        dtype: torch.dtype,
+        kaldi_fbank: Optional[StreamingKaldiFbank] = None,
+    ) -> None:
         check_streamable_features(frontend, normalize)
+        if frontend is not None and kaldi_fbank is not None:
+            raise ValueError(
+                "this model computes its own features from audio (frontend: default); Kaldi fbank options apply only "
+                "to a model trained on precomputed features (--feats_type fbank): drop the fbank options"
+            )
         self.frontend = frontend
+        self.kaldi_fbank = kaldi_fbank
         self.normalize = normalize
         self.dtype = dtype
         if frontend is not None:
@@ -80,13 +110,22 @@ class StreamingFeatures:
         self.reset()
 
     @property
+    def takes_audio(self) -> bool:
+        """The chunks are samples (a frontend, or `kaldi_fbank`), not feature frames."""
+        return self.frontend is not None or self.kaldi_fbank is not None
+
+    @property
     def sample_rate(self) -> Optional[int]:
-        """The frontend's sampling rate in Hz, or None without a frontend (features given)."""
+        """The sampling rate in Hz of the samples taken, or None when the chunks are feature frames."""
+        if self.kaldi_fbank is not None:
+            return self.kaldi_fbank.sample_rate
         return None if self.frontend is None else int(self.frontend.logmel.mel_options["sr"])
 
     @property
     def frame_shift(self) -> Optional[float]:
-        """Seconds between feature frames, or None without a frontend (features given)."""
+        """Seconds between feature frames, or None when the chunks are feature frames (their shift unknown)."""
+        if self.kaldi_fbank is not None:
+            return self.kaldi_fbank.frame_shift
         return None if self.frontend is None else self.hop_length / self.sample_rate
 
     def reset(self) -> None:
@@ -96,13 +135,15 @@ class StreamingFeatures:
         self._buffer_start = 0
         self._extended = False  # the left reflection is in the buffer
         self._next_frame = 0
+        if self.kaldi_fbank is not None:
+            self.kaldi_fbank.reset()
 
     def __call__(self, chunk: torch.Tensor, is_final: bool) -> torch.Tensor:
         """Features of the frames this chunk completes.
 
         Args:
-            chunk: the stream's next samples (N_chunk,), or feature frames (T_chunk, F) without a frontend;
-                may be empty.
+            chunk: the stream's next samples (N_chunk,), or feature frames (T_chunk, F) without a frontend and
+                `kaldi_fbank`; may be empty.
             is_final: the stream ends with this chunk.
 
         Returns:
@@ -110,9 +151,15 @@ class StreamingFeatures:
 
         Raises:
             ValueError: the stream ends with at most n_fft // 2 samples, too few for the STFT's reflection
-                (offline, torch.stft refuses such a signal too).
+                (offline, torch.stft refuses such a signal too), or with fewer than one Kaldi fbank frame.
         """
-        if self.frontend is None:
+        if self.kaldi_fbank is not None:
+            self._received += chunk.numel()
+            if is_final and self._received < self.kaldi_fbank.window:
+                raise ValueError(f"the audio has {self._received} samples, fewer than one fbank frame "
+                                 f"({self.kaldi_fbank.window})")
+            feats = self.kaldi_fbank(chunk).to(self.dtype)[None]
+        elif self.frontend is None:
             feats = chunk.to(self.dtype)[None]
         else:
             feats = self._spectral_features(chunk.to(self.dtype), is_final)

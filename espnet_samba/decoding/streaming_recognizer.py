@@ -32,6 +32,7 @@ from espnet_samba.decoding.endpoint import (
     EndpointRules,
     SegmentingSearch,
 )
+from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank
 from espnet_samba.decoding.streaming_features import StreamingFeatures
 
 
@@ -78,7 +79,9 @@ class StreamingRecognizer:
         nbest: hypotheses returned per segment and in partial results.
         endpoint_rules: where segments end within the stream (default: only where the stream does).
         feature_frame_shift: seconds between input feature frames when the model has no frontend (features
-            given, e.g. 10 ms fbank); with a frontend it is hop_length / fs.
+            given, e.g. 10 ms fbank); with a frontend it is hop_length / fs, with `kaldi_fbank` its shift.
+        kaldi_fbank: for a model without frontend, computes its Kaldi fbank input from samples (see
+            `StreamingFeatures`); the chunks are then samples.
     """
 
     def __init__(
@@ -89,10 +92,12 @@ class StreamingRecognizer:
         nbest: int = 1,
         endpoint_rules: EndpointRules = NO_ENDPOINTS,
         feature_frame_shift: float = 0.01,
+        kaldi_fbank: Optional[StreamingKaldiFbank] = None,
     ) -> None:
         check_streamable_model(asr_model)
         self.asr_model = asr_model
-        self.features = StreamingFeatures(asr_model.frontend, asr_model.normalize, next(asr_model.parameters()).dtype)
+        dtype = next(asr_model.parameters()).dtype
+        self.features = StreamingFeatures(asr_model.frontend, asr_model.normalize, dtype, kaldi_fbank)
         self.rescorer = rescorer
         self.nbest = nbest
         shift = self.features.frame_shift
@@ -115,8 +120,8 @@ class StreamingRecognizer:
         """Decode the stream's next chunk.
 
         Args:
-            chunk: the next samples (N_chunk,) (feature frames (T_chunk, F) for a model without frontend),
-                any size, empty included.
+            chunk: the next samples (N_chunk,) (feature frames (T_chunk, F) for a model without frontend and
+                without `kaldi_fbank`), any size, empty included.
             is_final: the stream ends with this chunk; its last segment is rescored and returned, and the next
                 chunk starts a new stream.
 

@@ -141,7 +141,7 @@ inference_asr_model=valid.acc.ave.pth # ASR model path for decoding.
 use_lexicon=false     # Decode only words of the LM text (stage 5 writes the list; espnet_samba.bin.asr_inference).
 word_vocab_size=0     # The lexicon's size: the most frequent words of the LM text (0: all of them).
 use_streaming=false       # Decode each utterance as a stream (espnet_samba.bin.asr_inference_streaming; causal encoder).
-streaming_chunk_length=0  # With --use_streaming true: samples fed per chunk (--sim_chunk_length; 0: all at once).
+streaming_chunk_length=0  # With --use_streaming true: samples (feature frames with --feats_type fbank) per chunk (0: all).
 
 # [Task dependent] Set the datadir name created by local/data.sh
 train_set=       # Name of training set.
@@ -256,8 +256,9 @@ Options:
     --word_vocab_size     # The lexicon's size, most frequent words first; 0 keeps all (default="${word_vocab_size}").
     --use_streaming       # Decode each utterance as a stream, chunk by chunk: CTC prefix search and attention rescoring
                           # with espnet_samba.bin.asr_inference_streaming; needs a causal encoder (default="${use_streaming}").
-    --streaming_chunk_length # With --use_streaming true: samples per chunk, its --sim_chunk_length; 0 feeds each
-                          # utterance at once (default="${streaming_chunk_length}").
+    --streaming_chunk_length # With --use_streaming true: samples per chunk, its --sim_chunk_length (feature frames
+                          # with --feats_type fbank: 32 frames of 10 ms = 320 ms); 0 feeds each utterance at once
+                          # (default="${streaming_chunk_length}").
 
     # [Task dependent] Set the datadir name created by local/data.sh
     --train_set     # Name of training set (required).

@@ -14,49 +14,17 @@ whose audio is missing or unreadable, with the reason; they are left out of the 
 import argparse
 import sys
 from pathlib import Path
-from typing import Dict, Optional, Union
 
 import kaldiio
 import numpy as np
 import torch
 import torchaudio.compliance.kaldi as kaldi_compliance
 
+from espnet_samba.decoding.kaldi_fbank import read_fbank_conf  # shared with streaming decoding of raw audio
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "audio"))
 from audio_io import iterate_utterances  # noqa: E402
 from format_wav_scp import read_segments, read_table, resample  # noqa: E402
-
-DEFAULT_OPTIONS: Dict[str, Union[int, float, bool]] = {
-    "num_mel_bins": 80,
-    "frame_length": 25.0,
-    "frame_shift": 10.0,
-    "dither": 0.0,
-}
-
-
-def read_fbank_conf(path: Optional[Path]) -> Dict[str, Union[int, float, bool, str]]:
-    """Parse Kaldi-style "--name=value" lines into keyword arguments of torchaudio's kaldi.fbank."""
-    options: Dict[str, Union[int, float, bool, str]] = dict(DEFAULT_OPTIONS)
-    if path is None:
-        return options
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        if not line.startswith("--") or "=" not in line:
-            raise ValueError(f"{path}:{number}: expected '--option=value', got {line!r}")
-        name, value = line[2:].split("=", 1)
-        name = name.replace("-", "_")
-        if value.lower() in ("true", "false"):
-            options[name] = value.lower() == "true"
-        else:
-            try:
-                options[name] = int(value)
-            except ValueError:
-                try:
-                    options[name] = float(value)
-                except ValueError:
-                    options[name] = value
-    return options
 
 
 def main() -> None:
