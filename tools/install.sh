@@ -9,12 +9,20 @@
 #
 # Environment:
 #   PYTHON=python3            interpreter the venv is made from
-#   SAMBA_KERNELS=auto|cuda|skip
+#   SAMBA_KERNELS=auto|cuda|source|skip
 #                             auto: compile mamba-ssm/causal-conv1d CUDA kernels when nvcc and a GPU are present,
-#                             otherwise install them source-only (their pure-PyTorch reference functions, which the
-#                             tests use as an oracle); cuda: require a GPU build; skip: do not install them.
-#   TORCH_CUDA_ARCH_LIST      GPU architectures to compile for; default: the local GPU's only (a build for every
-#                             architecture takes hours).
+#                             otherwise as source: install them source-only (their pure-PyTorch reference
+#                             functions, which the tests use as an oracle; what CI does); cuda: compile them with
+#                             nvcc, GPU or not (tools/build_cuda_kernels.py: the real toolkit found behind a wrapper
+#                             nvcc, progress every minute, one log per package in tools/venv/cuda_kernels_build/,
+#                             the wheels kept there); skip: do not install them.
+#   TORCH_CUDA_ARCH_LIST      GPU architectures to compile for, e.g. 9.0 (H100/H200); default: the local GPU's;
+#                             required without a GPU. One architecture, not the packages' nine: still hours on a
+#                             few cores, so run it in the background (nohup ... &), never in CI.
+#   MAX_JOBS                  parallel compile jobs; default: the CPU count.
+#   SAMBA_KERNELS_SDIST_DIR   a directory holding the two packages' sdists, for machines without internet.
+#   SAMBA_KERNELS_DRY_RUN=1   with SAMBA_KERNELS=cuda and an existing venv: print the toolkit, flags and commands the
+#                             build would use, then exit without compiling or installing anything.
 #   SAMBA_CPU_KERNELS=auto|off
 #                             auto: build the fused CPU kernels (espnet_samba/ops/csrc, ~20 s with g++) for this
 #                             machine's CPU; off: do not (the ops then run their pure-PyTorch path).
@@ -69,27 +77,30 @@ install_package() {
     pip_install -q -e "${root}[test,bench]"
 }
 
-gpu_present() {
-    command -v nvcc >/dev/null 2>&1 && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1
+nvcc_present() {
+    command -v nvcc >/dev/null 2>&1 || [[ -x /usr/local/cuda/bin/nvcc ]]
 }
 
-local_cuda_arch() {
-    "${venv}/bin/python" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability(0))'
+gpu_present() {
+    command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1
+}
+
+# tools/build_cuda_kernels.py with this script's settings; versions are pinned there as here.
+build_cuda_kernels() {
+    "${venv}/bin/python" "${root}/tools/build_cuda_kernels.py" --log_dir "${venv}/cuda_kernels_build" \
+        ${SAMBA_KERNELS_SDIST_DIR:+--sdist_dir "${SAMBA_KERNELS_SDIST_DIR}"} "$@"
 }
 
 install_kernels() {
-    local pip=(pip_install --no-build-isolation --no-cache-dir)
     if [[ $1 == cuda ]]; then
-        local arch=${TORCH_CUDA_ARCH_LIST:-$(local_cuda_arch)}
-        log "compiling CUDA kernels for sm ${arch} with $(nvcc --version | tail -1) (this takes minutes)"
-        TORCH_CUDA_ARCH_LIST="${arch}" MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-            MAMBA_FORCE_BUILD=TRUE CAUSAL_CONV1D_FORCE_BUILD=TRUE \
-            "${pip[@]}" "causal-conv1d==${CAUSAL_CONV1D_VERSION}" "mamba-ssm==${MAMBA_SSM_VERSION}"
+        log "compiling the CUDA kernels (hours on a few cores; progress every minute, logs named below)"
+        build_cuda_kernels
     else
-        log "no GPU: installing mamba-ssm/causal-conv1d source-only (reference functions, no CUDA kernels)"
+        log "installing mamba-ssm/causal-conv1d source-only (reference functions, no CUDA kernels)"
         MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE \
             CAUSAL_CONV1D_FORCE_BUILD=TRUE CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE \
-            "${pip[@]}" -q "causal-conv1d==${CAUSAL_CONV1D_VERSION}" "mamba-ssm==${MAMBA_SSM_VERSION}"
+            pip_install --no-build-isolation --no-cache-dir -q \
+            "causal-conv1d==${CAUSAL_CONV1D_VERSION}" "mamba-ssm==${MAMBA_SSM_VERSION}"
     fi
 }
 
@@ -133,19 +144,29 @@ build_cpu_kernels() {
 
 main() {
     log "root ${root}"
+    local kernel_mode
+    case "${kernels}" in
+        skip | source) kernel_mode=${kernels} ;;
+        cuda) nvcc_present || { log "SAMBA_KERNELS=cuda but no nvcc found (a GPU is not needed)"; exit 1; }
+              kernel_mode=cuda ;;
+        auto) if nvcc_present && gpu_present; then kernel_mode=cuda; else kernel_mode=source; fi ;;
+        *) log "SAMBA_KERNELS must be auto, cuda, source or skip, got '${kernels}'"; exit 1 ;;
+    esac
+    if [[ ${SAMBA_KERNELS_DRY_RUN:-0} == 1 ]]; then
+        [[ ${kernel_mode} == cuda ]] || { log "SAMBA_KERNELS_DRY_RUN=1 needs SAMBA_KERNELS=cuda"; exit 1; }
+        [[ -x ${venv}/bin/python ]] || { log "SAMBA_KERNELS_DRY_RUN=1 needs the venv: run install.sh first"; exit 1; }
+        build_cuda_kernels --dry_run
+        log "dry run: nothing compiled or installed"
+        return 0
+    fi
     step venv "$("${python_bin}" --version 2>&1) pip<25" make_venv
     step torch "${TORCH_VERSION}" install_torch
     step package "$(hash_of "${root}/setup.py" "${root}/espnet_samba_autoregister.pth")" install_package
 
-    local kernel_mode
-    case "${kernels}" in
-        skip) kernel_mode=skip ;;
-        cuda) gpu_present || { log "SAMBA_KERNELS=cuda but no nvcc/GPU found"; exit 1; }; kernel_mode=cuda ;;
-        auto) if gpu_present; then kernel_mode=cuda; else kernel_mode=source; fi ;;
-        *) log "SAMBA_KERNELS must be auto, cuda or skip, got '${kernels}'"; exit 1 ;;
-    esac
     if [[ ${kernel_mode} != skip ]]; then
-        step kernels "${kernel_mode}-${MAMBA_SSM_VERSION}-${CAUSAL_CONV1D_VERSION}" install_kernels "${kernel_mode}"
+        local key="${kernel_mode}-${MAMBA_SSM_VERSION}-${CAUSAL_CONV1D_VERSION}"
+        [[ ${kernel_mode} == cuda ]] && key+="-sm${TORCH_CUDA_ARCH_LIST:-local}"
+        step kernels "${key}" install_kernels "${kernel_mode}"
     fi
     install_system_tools
     build_cpu_kernels
