@@ -44,7 +44,8 @@ class LiveDisplay:
     def show(self, update: LiveUpdate) -> None:
         for segment in update.finished:
             self._line(f"final   {segment.start:6.2f}-{segment.end:.2f} s | {segment.text}", final=True)
-        if update.partial != self._shown:
+            self._shown = ""
+        if update.partial and update.partial != self._shown:
             self._line(f"partial {update.audio_seconds:6.2f} s | {update.partial}", final=False)
         self._shown = update.partial
 
