@@ -32,9 +32,9 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 def speech2text(model_dir: Path, **options) -> Speech2TextStreaming:
-    return Speech2TextStreaming(
-        model_dir / "config.yaml", model_dir / "model.pth", beam_size=BEAM, **{"ctc_weight": 0.3, **options}
-    )
+    """The recogniser with the rescoring second pass (the one `offline_results` repeats), unless told otherwise."""
+    options = {"beam_size": BEAM, "ctc_weight": 0.3, "second_pass": "attention_rescoring", **options}
+    return Speech2TextStreaming(model_dir / "config.yaml", model_dir / "model.pth", **options)
 
 
 def offline_results(recognizer: Speech2TextStreaming, speech: torch.Tensor):
@@ -120,6 +120,36 @@ def test_the_lm_and_penalty_enter_the_final_score(model_dir, tmp_path):
     assert hypothesis.score == pytest.approx(expected, abs=1e-6)
 
 
+# ----- the joint beam search second pass -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("utterance", [0, 2])
+def test_the_joint_beam_search_gives_espnets_offline_decoding(model_dir, utterance):
+    """Oracle: ESPnet's own Speech2Text on the whole utterance, same weights and beam."""
+    from espnet2.bin.asr_inference import Speech2Text
+
+    samples, _ = soundfile.read(model_dir / f"utt{utterance}.wav", dtype="float32")
+    speech = torch.from_numpy(samples)
+    options = dict(beam_size=BEAM, ctc_weight=0.3, penalty=0.5, nbest=2)
+    offline = Speech2Text(str(model_dir / "config.yaml"), str(model_dir / "model.pth"), **options)(speech)
+    recognizer = speech2text(model_dir, second_pass="joint_beam_search", **options)
+    for chunk_length in (333, 2000):
+        streamed = simulate_stream(recognizer, speech, chunk_length)
+        assert token_ids(streamed) == [ids for _, _, ids, _ in offline], chunk_length
+        for (_, _, _, ours), (_, _, _, espnets) in zip(streamed, offline):
+            assert ours.score == pytest.approx(float(espnets.score), abs=1e-3)
+            assert ours.scores == pytest.approx({k: float(v) for k, v in espnets.scores.items()}, abs=1e-3)
+
+
+def test_auto_searches_with_a_decoder_and_rescores_ctc_only(model_dir):
+    assert speech2text(model_dir, second_pass="auto").second_pass == "joint_beam_search"
+    assert speech2text(model_dir, second_pass="auto", ctc_weight=1.0).second_pass == "attention_rescoring"
+    with pytest.raises(ValueError, match=r"joint beam search needs the attention decoder \(ctc_weight < 1.0"):
+        speech2text(model_dir, second_pass="joint_beam_search", ctc_weight=1.0)
+    with pytest.raises(ValueError, match="second_pass must be one of"):
+        speech2text(model_dir, second_pass="rescore")
+
+
 # ----- the command line ----------------------------------------------------------------------------------------------
 
 
@@ -158,7 +188,8 @@ def test_command_line_writes_espnets_layout(model_dir, tmp_path):
 def test_command_line_results_are_speech2text_streaming_results(model_dir, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     output = run(asr_inference_streaming.main, model_dir, tmp_path / "out", "--sim_chunk_length", "0")
-    recognizer = speech2text(model_dir)
+    recognizer = speech2text(model_dir, second_pass="auto")
+    assert recognizer.second_pass == "joint_beam_search"
     for line in (output / "1best_recog" / "token_int").read_text().splitlines():
         key, *ids = line.split()
         samples, _ = soundfile.read(model_dir / f"{key}.wav", dtype="float32")

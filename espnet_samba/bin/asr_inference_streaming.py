@@ -3,8 +3,9 @@
 ESPnet's `espnet2.bin.asr_inference_streaming` decodes only its contextual-block encoders. This entry point keeps its
 interface for a Samba-ASR model with `bidirectional: false` (see `espnet_samba.decoding.streaming_recognizer`):
 `Speech2TextStreaming(...)(speech_chunk, is_final)` returns the n-best list `[(text, tokens, token_ids, hypothesis)]`
-after every chunk (partial results: the CTC prefix search so far) and the rescored n-best when `is_final`; `reset()`
-starts a new stream. Where an endpoint rule ends a segment within the utterance (by default only
+after every chunk (partial results: the CTC prefix search so far) and the second pass's n-best when `is_final`
+(`--second_pass`: by default ESPnet's joint CTC/attention beam search over the segment's frames, which gives the
+final text of offline decoding; or rescoring of the CTC n-best); `reset()` starts a new stream. Where an endpoint rule ends a segment within the utterance (by default only
 `--endpoint_max_segment_length`, 60 s, which bounds what the recogniser keeps), the results are the best
 hypothesis of each finished segment followed by the current segment's n-best. The command line takes ESPnet's
 `asr_inference_streaming` options and the `--endpoint_*` rules, feeds each utterance in chunks of
@@ -42,6 +43,7 @@ from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
 from espnet_samba.decoding.audio_input import AudioInputError, check_sound_scp
 from espnet_samba.decoding.endpoint import EndpointRules
+from espnet_samba.decoding.joint_beam_search import JointBeamSearchPass
 from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank, read_fbank_conf
 from espnet_samba.decoding.streaming_recognizer import StreamingRecognizer
 
@@ -55,6 +57,7 @@ BLOCK_SEARCH_OPTIONS = {
     "encoded_feat_length_limit": 0,
     "decoder_text_length_limit": 0,
 }
+SECOND_PASSES = ("auto", "joint_beam_search", "attention_rescoring")
 # Utterance decoding: segments end only past 60 s, so that what the recogniser keeps stays bounded.
 UTTERANCE_ENDPOINT_RULES = EndpointRules(None, None, 60.0)
 
@@ -73,7 +76,8 @@ class Speech2TextStreaming:
         lm_train_config, lm_file: an optional LM for the second pass.
         token_type, bpemodel: for the text (default: the model's training options).
         device, dtype: where and in what precision to decode.
-        beam_size: prefixes kept by the CTC search, all rescored at the end.
+        beam_size: prefixes kept by the CTC search (all rescored at the end), and the beam of the second pass's
+            joint beam search.
         ctc_weight, lm_weight, penalty: the second pass's weights (ESPnet's joint-decoding names).
         nbest: hypotheses returned.
         normalize_length: rank the final hypotheses by length-normalised score.
@@ -83,6 +87,12 @@ class Speech2TextStreaming:
             the recipe's fbank options (conf/fbank.conf): the recogniser then takes audio samples and computes
             the features as they arrive (`espnet_samba.decoding.kaldi_fbank`).
         fs: the audio's sampling rate with `fbank_conf` (asr.sh's --fs).
+        second_pass: what gives each segment's final hypotheses: "joint_beam_search" (ESPnet's joint
+            CTC/attention beam search over the segment's frames: the final text of offline `Speech2Text`
+            decoding, see `espnet_samba.decoding.joint_beam_search`), "attention_rescoring" (the decoder and LM
+            only rescore the CTC n-best, WeNet's U2: cheaper, and as accurate only where the CTC n-best holds the
+            answer), or "auto": the joint search where the model has a decoder and ctc_weight < 1, else
+            rescoring (CTC and LM).
     """
 
     @typechecked
@@ -106,6 +116,7 @@ class Speech2TextStreaming:
         feature_frame_shift: float = 0.01,
         fbank_conf: Union[Path, str, None] = None,
         fs: int = 16000,
+        second_pass: str = "auto",
     ) -> None:
         asr_model, asr_train_args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
         asr_model.to(dtype=getattr(torch, dtype)).eval()
@@ -116,6 +127,16 @@ class Speech2TextStreaming:
         rescorer = AttentionRescorer(
             asr_model.decoder, lm, asr_model.sos, asr_model.eos, ctc_weight, lm_weight, penalty, normalize_length
         )
+        if second_pass not in SECOND_PASSES:
+            raise ValueError(f"second_pass must be one of {SECOND_PASSES}, got {second_pass!r}")
+        if second_pass == "auto":
+            joint = asr_model.decoder is not None and ctc_weight < 1.0
+            second_pass = "joint_beam_search" if joint else "attention_rescoring"
+        if second_pass == "joint_beam_search":
+            rescorer = JointBeamSearchPass(
+                asr_model, lm, beam_size, ctc_weight, lm_weight, penalty, normalize_length, rescorer
+            )
+        self.second_pass = second_pass
         kaldi_fbank = None if fbank_conf is None else StreamingKaldiFbank(read_fbank_conf(Path(fbank_conf)), fs)
         self.recognizer = StreamingRecognizer(
             asr_model, beam_size, rescorer, nbest, endpoint_rules, feature_frame_shift, kaldi_fbank
@@ -196,6 +217,17 @@ def endpoint_rules_from_options(options: Dict[str, Any]) -> EndpointRules:
         options.pop("endpoint_silence_without_speech") or None,
         options.pop("endpoint_max_segment_length") or None,
         options.pop("endpoint_blank_threshold"),
+    )
+
+
+def add_second_pass_argument(parser) -> None:
+    """--second_pass: what gives each segment's final text (see `Speech2TextStreaming`)."""
+    parser.add_argument(
+        "--second_pass", choices=SECOND_PASSES, default="auto",
+        help="Final hypotheses of a segment: ESPnet's joint CTC/attention beam search over the segment's frames "
+        "(joint_beam_search: offline accuracy, one attention search per segment), or the decoder and LM rescoring "
+        "the CTC n-best (attention_rescoring: cheaper); auto: the joint search when the model has a decoder and "
+        "ctc_weight < 1",
     )
 
 
@@ -283,6 +315,7 @@ def inference(
     sim_chunk_length: int,
     endpoint_rules: EndpointRules,
     feature_frame_shift: float,
+    second_pass: str,
     **block_search_options: Any,
 ) -> None:
     """Decode every utterance of the data as a stream and write ESPnet's `<n>best_recog` files."""
@@ -312,6 +345,7 @@ def inference(
         normalize_length=normalize_length,
         endpoint_rules=endpoint_rules,
         feature_frame_shift=feature_frame_shift,
+        second_pass=second_pass,
     )
     for path, _, data_type in data_path_and_name_and_type:
         if data_type == "sound":
@@ -346,8 +380,9 @@ def inference(
 def get_parser():
     """ESPnet's `asr_inference_streaming` parser and the endpoint options."""
     parser = espnet_streaming.get_parser()
-    parser.description = "Streaming ASR decoding of models with a causal encoder (CTC prefix search + rescoring)"
+    parser.description = "Streaming ASR decoding of models with a causal encoder (CTC prefix search, then a second pass)"
     add_endpoint_arguments(parser, UTTERANCE_ENDPOINT_RULES)
+    add_second_pass_argument(parser)
     return parser
 
 

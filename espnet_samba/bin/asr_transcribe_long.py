@@ -23,6 +23,7 @@ from espnet2.utils.types import str_or_none
 from espnet_samba.bin.asr_inference_streaming import (
     Speech2TextStreaming,
     add_endpoint_arguments,
+    add_second_pass_argument,
     endpoint_rules_from_options,
 )
 from espnet_samba.decoding.audio_input import check_audio_file
@@ -117,6 +118,7 @@ def add_recogniser_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ctc_weight", type=float, default=0.5)
     group.add_argument("--lm_weight", type=float, default=1.0)
     group.add_argument("--penalty", type=float, default=0.0)
+    add_second_pass_argument(parser)
     add_endpoint_arguments(parser, EndpointRules())
 
 
@@ -125,7 +127,7 @@ def recogniser_from_options(options: Dict[str, Any]) -> Speech2TextStreaming:
     endpoint_rules = endpoint_rules_from_options(options)
     device = "cuda" if options.pop("ngpu") >= 1 else "cpu"
     names = ("dtype", "asr_train_config", "asr_model_file", "lm_train_config", "lm_file", "token_type", "bpemodel",
-             "fbank_conf", "fs", "beam_size", "ctc_weight", "lm_weight", "penalty")
+             "fbank_conf", "fs", "beam_size", "ctc_weight", "lm_weight", "penalty", "second_pass")
     return Speech2TextStreaming(**{name: options.pop(name) for name in names}, device=device,
                                 endpoint_rules=endpoint_rules)
 

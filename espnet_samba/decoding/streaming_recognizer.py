@@ -2,8 +2,9 @@
 
 chunk -> `StreamingFeatures` (the offline features, incrementally) -> `encoder.forward_chunk` (the offline encoder
 outputs, incrementally) -> CTC log posteriors -> `SegmentingSearch` (the CTC prefix beam search, partial results
-after every chunk, cut into segments by the endpoint rules) -> at the end of each segment, `AttentionRescorer` over
-the CTC n-best and the segment's encoder frames (U2's two passes).
+after every chunk, cut into segments by the endpoint rules) -> at the end of each segment, the second pass over the
+segment's encoder frames: `JointBeamSearchPass` (ESPnet's joint CTC/attention beam search, offline decoding's
+result) or `AttentionRescorer` (the decoder and LM rescore the CTC n-best, U2's two passes).
 
 What is kept while a stream runs: the feature and encoder states (fixed size), the beam (`beam_size` prefixes) and
 the current segment's encoder frames and CTC posteriors, which the second pass and the token alignment need; with
@@ -17,13 +18,13 @@ of the past, decaying, as it does across the pauses of a long training utterance
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional, Sequence
 
 import torch
 
 from espnet2.asr.espnet_model import ESPnetASRModel
 
-from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
+from espnet_samba.decoding.attention_rescoring import ScoredHypothesis
 from espnet_samba.decoding.ctc_prefix_search import CTCPrefix, CTCPrefixBeamSearch
 from espnet_samba.decoding.endpoint import (
     NO_ENDPOINTS,
@@ -75,7 +76,8 @@ class StreamingRecognizer:
     Args:
         asr_model: the model, in eval mode, in the dtype to decode in.
         beam_size: prefixes kept by the CTC search; all of them are rescored at a segment's end.
-        rescorer: the second pass.
+        rescorer: the second pass: `AttentionRescorer` or `JointBeamSearchPass`, called with a segment's CTC
+            n-best and encoder frames (T, D), returning its hypotheses best first.
         nbest: hypotheses returned per segment and in partial results.
         endpoint_rules: where segments end within the stream (default: only where the stream does).
         feature_frame_shift: seconds between input feature frames when the model has no frontend (features
@@ -88,7 +90,7 @@ class StreamingRecognizer:
         self,
         asr_model: ESPnetASRModel,
         beam_size: int,
-        rescorer: AttentionRescorer,
+        rescorer: Callable[[Sequence[CTCPrefix], torch.Tensor], List[ScoredHypothesis]],
         nbest: int = 1,
         endpoint_rules: EndpointRules = NO_ENDPOINTS,
         feature_frame_shift: float = 0.01,
