@@ -177,3 +177,30 @@ def test_non_batch_beam_search_equals_search_with_prefix_recomputation(asr_confi
     for (_, _, _, hypothesis), (_, _, _, expected) in zip(recurrent(SPEECH), reference(SPEECH)):
         assert hypothesis.yseq.tolist() == expected.yseq.tolist()
         torch.testing.assert_close(hypothesis.scores["decoder"], expected.scores["decoder"], rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("search_class", [BatchBeamSearch, BeamSearch])
+def test_return_hs_search_keeps_the_decoder_hidden_state_of_every_step(asr_config, search_class):
+    """ESPnet's beam search with return_hs (as st_inference runs its ASR sub-task) finds the same hypotheses and
+    keeps, per step, the decoder's hidden state, which the output layer turns into that step's scores."""
+    options = dict(beam_size=3, ctc_weight=0.3, nbest=3)
+    plain, with_hs = speech_to_text(asr_config, **options), speech_to_text(asr_config, **options)
+    with_hs.asr_model.load_state_dict(plain.asr_model.state_dict())
+    plain.beam_search.__class__ = with_hs.beam_search.__class__ = search_class
+    with_hs.beam_search.return_hs = True
+    decoder, memory = with_hs.asr_model.decoder, encoder_output(with_hs)
+    for (_, _, _, expected), (_, _, _, hypothesis) in zip(plain(SPEECH), with_hs(SPEECH)):
+        assert hypothesis.yseq.tolist() == expected.yseq.tolist()
+        assert expected.hs == [] and len(hypothesis.hs) >= len(hypothesis.yseq) - 2
+        tokens = hypothesis.yseq[None, : len(hypothesis.hs)]
+        step_logp = teacher_forced_logp(decoder, memory, tokens)
+        with torch.no_grad():
+            hidden_logp = decoder.output_layer(torch.stack(hypothesis.hs)).log_softmax(-1)
+        torch.testing.assert_close(hidden_logp, step_logp, rtol=0, atol=1e-8)
+
+
+def teacher_forced_logp(decoder: MambaDecoder, memory: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The decoder's log-probabilities after each prefix of `tokens` (1, U): (U, V)."""
+    with torch.no_grad():
+        logits, _ = decoder(memory[None], torch.tensor([memory.size(0)]), tokens, torch.tensor([tokens.size(1)]))
+    return logits[0].log_softmax(-1)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from espnet.nets.pytorch_backend.transformer.embedding import PositionalEncoding
+from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
 from espnet_samba.asr.decoder import MambaDecoder
 from espnet_samba.asr.decoder.decoder_state import HypothesisState
 from espnet_samba.asr.decoder.sequence_packing import pack_memory_and_text, unpack_text
@@ -219,6 +220,47 @@ def test_states_at_different_positions_are_rejected():
             decoder.batch_score(torch.tensor([[SOS, 1], [SOS, 2]]), [start, advanced], memory.expand(2, -1, -1))
         with pytest.raises(ValueError, match="already consumed 1 tokens"):
             decoder.batch_score(torch.tensor([[SOS]]), [advanced], memory)
+
+
+def scorer_results(decoder, tokens: torch.Tensor, memory: torch.Tensor) -> dict:
+    """What ESPnet's beam searches take from a "decoder" scorer, unpacked as they unpack it (BatchBeamSearch and
+    BeamSearch `score_full`), without the states, which are the scorer's own."""
+    n_hyps = tokens.size(0)
+    with torch.no_grad():
+        logp, states = decoder.batch_score(tokens, [None] * n_hyps, memory)
+        (logp_with_hs, hidden), states_with_hs = decoder.batch_score(tokens, [None] * n_hyps, memory, return_hs=True)
+        one_logp, one_hidden, _ = decoder.score(tokens[0], None, memory[0], return_hs=True)
+    assert len(states) == len(states_with_hs) == n_hyps
+    return dict(logp=logp, logp_with_hs=logp_with_hs, hidden=hidden, one_logp=one_logp, one_hidden=one_hidden)
+
+
+@pytest.mark.parametrize("cross_connection", CROSS_CONNECTIONS)
+def test_return_hs_follows_espnet_transformer_decoder(cross_connection):
+    """The same results as ESPnet's TransformerDecoder gives, shaped alike (the hidden state (N, D) batched, (1, D)
+    for one prefix) and meaning the same: the normalised decoder output at the last position, which the output
+    layer scores."""
+    ours = eval_float64(tiny_decoder(cross_connection, d_model=ENCODER_SIZE))
+    torch.manual_seed(0)
+    theirs = TransformerDecoder(VOCAB, ENCODER_SIZE, attention_heads=2, linear_units=16, num_blocks=1).double().eval()
+    memory, _, tokens, _ = random_batch([7, 7, 7], [4, 4, 4])
+    ours_results, their_results = scorer_results(ours, tokens, memory), scorer_results(theirs, tokens, memory)
+    assert {k: v.shape for k, v in ours_results.items()} == {k: v.shape for k, v in their_results.items()}
+    for decoder, results in ((ours, ours_results), (theirs, their_results)):
+        torch.testing.assert_close(results["logp_with_hs"], results["logp"], rtol=0, atol=0)
+        scored_hidden = decoder.output_layer(results["hidden"]).log_softmax(-1)
+        torch.testing.assert_close(scored_hidden, results["logp"], rtol=0, atol=1e-12)
+        torch.testing.assert_close(results["one_hidden"], results["hidden"][:1], rtol=0, atol=1e-12)
+        torch.testing.assert_close(results["one_logp"], results["logp"][0], rtol=0, atol=1e-12)
+
+
+def test_pre_x_is_refused_by_name():
+    """ESPnet's beam search passes pre_x (a second source, for multi-decoder models) to a "decoder" scorer."""
+    decoder = eval_float64(tiny_decoder("prefix"))
+    memory, _, tokens, _ = random_batch([5, 5], [2, 2])
+    with torch.no_grad(), pytest.raises(ValueError, match="cannot take ESPnet's pre_x"):
+        decoder.batch_score(tokens, [None, None], memory, memory)
+    with torch.no_grad(), pytest.raises(ValueError, match="cannot take ESPnet's pre_x"):
+        decoder.score(tokens[0], None, memory[0], memory[0])
 
 
 @pytest.mark.parametrize(

@@ -173,23 +173,42 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         """Same as `init_state`: one utterance x (T, D); ESPnet's BatchBeamSearch stores it per hypothesis."""
         return self.init_state(x)
 
-    def score(self, ys: torch.Tensor, state: Optional[HypothesisState], x: torch.Tensor) -> Tuple[torch.Tensor, Any]:
-        """Score the next token of one prefix.
+    def score(
+        self,
+        ys: torch.Tensor,
+        state: Optional[HypothesisState],
+        x: torch.Tensor,
+        pre_x: Optional[torch.Tensor] = None,
+        return_hs: bool = False,
+    ) -> Tuple[Any, ...]:
+        """Score the next token of one prefix (ESPnet's `BeamSearch`).
 
         Args:
             ys: prefix token ids, sos first (L,).
             state: the state after ys[:-1] (or earlier; see `batch_score`), or None to start from x.
             x: the utterance's encoder output (T, encoder_output_size); read only when state is None.
+            pre_x, return_hs: as in `batch_score`.
 
         Returns:
-            log-probabilities of the next token (V,), and the state after ys.
+            log-probabilities of the next token (V,), and the state after ys; with `return_hs`, (log-probabilities,
+            hidden state (1, D), state), in the order of ESPnet's `TransformerDecoder.score`.
         """
-        logp, states = self.batch_score(ys[None], [state], x[None])
-        return logp[0], states[0]
+        scored, states = self.batch_score(
+            ys[None], [state], x[None], None if pre_x is None else pre_x[None], return_hs=return_hs
+        )
+        if return_hs:
+            logp, hidden = scored
+            return logp[0], hidden, states[0]
+        return scored[0], states[0]
 
     def batch_score(
-        self, ys: torch.Tensor, states: List[Optional[HypothesisState]], xs: torch.Tensor
-    ) -> Tuple[torch.Tensor, List[HypothesisState]]:
+        self,
+        ys: torch.Tensor,
+        states: List[Optional[HypothesisState]],
+        xs: torch.Tensor,
+        pre_x: Optional[torch.Tensor] = None,
+        return_hs: bool = False,
+    ) -> Tuple[Any, List[HypothesisState]]:
         """Score the next token of N prefixes, advancing each hypothesis's own state by its own tokens.
 
         A state that has consumed p tokens is advanced by ys[:, p:], normally just the newest token ys[:, -1]
@@ -201,10 +220,22 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
             states: per-hypothesis states from `init_state` or earlier calls, all having consumed the same number
                 of tokens; None entries are started from their row of xs.
             xs: encoder output (N, T, encoder_output_size); read only for None states.
+            pre_x: what ESPnet's beam search passes a "decoder" scorer for sequential attention over two sources
+                (a multi-decoder model's ST decoder attends to pre_x, then to xs); refused, since this decoder
+                reads one encoder output.
+            return_hs: also return the hidden states, as ESPnet's `return_hs` beam search asks of a "decoder".
 
         Returns:
-            log-probabilities (N, V) of the token after each prefix, and the new per-hypothesis states.
+            log-probabilities (N, V) of the token after each prefix, and the new per-hypothesis states; with
+            `return_hs`, ((log-probabilities, hidden states (N, D)), states), as ESPnet's
+            `TransformerDecoder.batch_score`: the normalised decoder output at the last position, the output
+            layer's input.
         """
+        if pre_x is not None:
+            raise ValueError(
+                "MambaDecoder reads one encoder output: it cannot take ESPnet's pre_x (sequential attention over "
+                "a second source, as a multi-decoder model's decoder does)"
+            )
         if self.output_layer is None:
             raise ValueError("this MambaDecoder was built with use_output_layer=False, so it cannot score tokens")
         states = [self.init_state(xs[b]) if s is None else s for b, s in enumerate(states)]
@@ -215,11 +246,12 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
             positions = torch.full((ys.size(0),), t, dtype=torch.long, device=ys.device)
             x = self.embed(ys[:, t : t + 1], positions)[:, 0]
             x = self.decoders.step(x, stack_state, attention_memory)
-        logp = torch.log_softmax(self.output_layer(self.after_norm(x)), dim=-1)
+        hidden = self.after_norm(x)
+        logp = torch.log_softmax(self.output_layer(hidden), dim=-1)
         new_states = [
             HypothesisState(stack_state.row(b), position=ys.size(1), memory=s.memory) for b, s in enumerate(states)
         ]
-        return logp, new_states
+        return ((logp, hidden) if return_hs else logp), new_states
 
 
 def _common_position(states: List[HypothesisState], prefix_length: int) -> int:
