@@ -55,7 +55,8 @@ setup(
         # CUDA kernels: source-only packages that need torch at build time, so they are built by
         # tools/install.sh (`pip install --no-build-isolation`), not resolved from here.
         "cuda": ["mamba-ssm==2.3.2.post1", "causal-conv1d==1.7.0"],
-        "test": ["pytest>=8"],
+        # loralib: ESPnet's LoRA adapters (use_adapter), whose partial checkpoints test_checkpoint_mismatch loads.
+        "test": ["pytest>=8", "loralib==0.1.2"],
         # mambapy's parallel scan is the CPU baseline of bench/bench_mixer.py.
         "bench": ["mambapy==1.2.0"],
     },
