@@ -119,10 +119,24 @@ def model(model_dir):
     return asr_model.eval()
 
 
-def test_each_segment_is_decoded_as_if_alone_and_its_frames_released(model):
-    """Random weights decode no silence: the max_segment_length rule cuts 10-frame segments (0.32 s)."""
+def offline_segment_frames(model, signal: torch.Tensor, start: int, stop: int, restart: bool) -> torch.Tensor:
+    """Encoder frames [start, stop) of the offline model: from its features from frame start on (restarted
+    encoder), or of the whole signal (the state run on)."""
+    with torch.no_grad():
+        feats, lengths = model._extract_feats(signal[None], torch.tensor([signal.numel()]))
+        feats, lengths = model.normalize(feats, lengths)
+        first = start * model.encoder.frame_stride() if restart else 0
+        memory, _, _ = model.encoder(feats[:, first:], lengths - first)
+    return memory[0, : stop - start] if restart else memory[0, start:stop]
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_each_segment_is_decoded_as_if_alone_and_its_frames_released(model, restart):
+    """Random weights decode no silence: the max_segment_length rule cuts 10-frame segments (0.32 s). With
+    restart_encoder each segment is the offline encoding of the features from its first frame on; without, the
+    frames of the offline encoding of the whole signal."""
     rescorer = AttentionRescorer(model.decoder, None, model.sos, model.eos, 0.3, 0.0, 0.0)
-    rules = EndpointRules(None, None, max_segment_length=0.32)
+    rules = EndpointRules(None, None, max_segment_length=0.32, restart_encoder=restart)
     recognizer = StreamingRecognizer(model, beam_size=3, rescorer=rescorer, nbest=2, endpoint_rules=rules)
     assert recognizer.frame_shift == pytest.approx(128 / RATE * 4)  # hop 128 samples, conv2d subsampling
     signal = torch.from_numpy(noise(12000, 6))
@@ -133,16 +147,16 @@ def test_each_segment_is_decoded_as_if_alone_and_its_frames_released(model):
     assert max(kept) < 10
     with torch.no_grad():
         memory, _ = model.encode(signal[None], torch.tensor([12000]))
-        log_probs = model.ctc.log_softmax(memory)[0]
-    total = log_probs.size(0)
+    total = memory.size(1)
     assert [(s.start_frame, s.end_frame) for s in segments] == [(f, min(f + 10, total)) for f in range(0, total, 10)]
     for segment in segments:
-        frames = slice(segment.start_frame, segment.end_frame)
+        frames = offline_segment_frames(model, signal, segment.start_frame, segment.end_frame, restart)
+        log_probs = model.ctc.log_softmax(frames[None])[0]
         search = CTCPrefixBeamSearch(3, blank=model.blank_id)
-        search.step(log_probs[frames])
-        expected = rescorer(search.nbest(3), memory[0, frames])[:2]
+        search.step(log_probs)
+        expected = rescorer(search.nbest(3), frames)[:2]
         assert [h.tokens for h in segment.hypotheses] == [h.tokens for h in expected]
-        torch.testing.assert_close(segment.log_probs, log_probs[frames], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(segment.log_probs, log_probs, rtol=1e-4, atol=1e-4)
 
 
 def test_speech2text_joins_the_segments_of_an_utterance(model_dir):

@@ -30,8 +30,6 @@ import numpy as np
 import torch
 from typeguard import typechecked
 
-from espnet.nets.beam_search import Hypothesis
-from espnet.utils.cli_utils import get_commandline_args
 from espnet2.bin import asr_inference_streaming as espnet_streaming
 from espnet2.fileio.datadir_writer import DatadirWriter
 from espnet2.tasks.asr import ASRTask
@@ -39,7 +37,9 @@ from espnet2.tasks.lm import LMTask
 from espnet2.text.build_tokenizer import build_tokenizer
 from espnet2.text.token_id_converter import TokenIDConverter
 from espnet2.torch_utils.set_all_random_seed import set_all_random_seed
+from espnet2.utils.types import str2bool
 
+from espnet_samba.compat import Hypothesis, get_commandline_args
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
 from espnet_samba.decoding.audio_input import AudioInputError, check_sound_scp
 from espnet_samba.decoding.endpoint import EndpointRules
@@ -217,6 +217,7 @@ def endpoint_rules_from_options(options: Dict[str, Any]) -> EndpointRules:
         options.pop("endpoint_silence_without_speech") or None,
         options.pop("endpoint_max_segment_length") or None,
         options.pop("endpoint_blank_threshold"),
+        options.pop("endpoint_restart_encoder"),
     )
 
 
@@ -249,6 +250,10 @@ def add_endpoint_arguments(parser, defaults: EndpointRules) -> None:
     group.add_argument(
         "--endpoint_blank_threshold", type=float, default=defaults.blank_threshold,
         help="A frame is silence when its CTC blank posterior is at least this",
+    )
+    group.add_argument(
+        "--endpoint_restart_encoder", type=str2bool, default=defaults.restart_encoder,
+        help="At an endpoint, encode the next segment from a fresh encoder state (false: the state runs on)",
     )
     group.add_argument(
         "--feature_frame_shift", type=float, default=0.01,

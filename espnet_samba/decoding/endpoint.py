@@ -13,6 +13,12 @@ A frame is silence when its CTC blank posterior is at least `blank_threshold`; t
 consecutive silent frames up to the current one; "something is decoded" when the best prefix after the frame is not
 empty. Durations are rounded to whole frames (at least one). After an endpoint the search restarts empty from the
 next frame; the decision depends only on the frames, so it is the same for any chunking of the stream.
+
+`restart_encoder` says what the recogniser does with the encoder at an endpoint: start it afresh at the next
+segment's first frame (the default), so that each segment is encoded as if it were an utterance of its own, or let
+its state run on over the whole stream. A Mamba encoder trained on utterances of seconds has never seen its state
+carried over minutes: run on, the demo's causal model decodes a one-hour recording at 3.6x the WER of the same
+utterances decoded one by one (bench/bench_long_form.py, egs2/espeak_en/asr1/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -41,12 +47,15 @@ class EndpointRules:
         silence_without_speech: seconds of silence, with nothing decoded, after which the segment is dropped.
         max_segment_length: seconds after which a segment ends regardless.
         blank_threshold: a frame is silence when its blank posterior is at least this.
+        restart_encoder: at an endpoint, encode the next segment from a fresh encoder state (see the module
+            docstring).
     """
 
     trailing_silence_after_speech: Optional[float] = 1.0
     silence_without_speech: Optional[float] = 5.0
     max_segment_length: Optional[float] = 20.0
     blank_threshold: float = 0.8
+    restart_encoder: bool = True
 
     def __post_init__(self) -> None:
         for name in (TRAILING_SILENCE_AFTER_SPEECH, SILENCE_WITHOUT_SPEECH, MAX_SEGMENT_LENGTH):
@@ -113,15 +122,28 @@ class SegmentingSearch:
     def step(self, log_probs: torch.Tensor) -> List[Endpoint]:
         """Search the next frames (T, V) and return the segments that end within them."""
         endpoints = []
+        while log_probs.size(0) > 0:
+            consumed, endpoint = self.step_until_endpoint(log_probs)
+            if endpoint is not None:
+                endpoints.append(endpoint)
+            log_probs = log_probs[consumed:]
+        return endpoints
+
+    def step_until_endpoint(self, log_probs: torch.Tensor) -> Tuple[int, Optional[Endpoint]]:
+        """Search the next frames (T, V) up to the first endpoint among them.
+
+        Returns:
+            The number of frames searched (all T when no rule fires) and the endpoint, or None.
+        """
         blank_log_probs = log_probs[:, self.search.blank].tolist()
-        for frame, blank_log_prob in zip(log_probs, blank_log_probs):
+        for index, (frame, blank_log_prob) in enumerate(zip(log_probs, blank_log_probs)):
             self.search.step(frame[None])
             self.frames += 1
             self._trailing_silence = self._trailing_silence + 1 if blank_log_prob >= self._silence_log_prob else 0
             rule = self._rule_that_fires()
             if rule is not None:
-                endpoints.append(self._end_segment(rule))
-        return endpoints
+                return index + 1, self._end_segment(rule)
+        return log_probs.size(0), None
 
     def finish(self) -> Endpoint:
         """End the stream: its last segment (possibly without frames), then a new stream."""

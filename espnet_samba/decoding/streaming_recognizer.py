@@ -10,10 +10,12 @@ What is kept while a stream runs: the feature and encoder states (fixed size), t
 the current segment's encoder frames and CTC posteriors, which the second pass and the token alignment need; with
 `max_segment_length` set, none of it grows with the stream.
 
-At an endpoint the search, the segment's frames and the endpoint counters start over; the encoder state goes on.
-The encoder outputs of the stream thus stay those of the offline encoder over the whole audio, and no audio is lost
-while the front end would refill its receptive field (a causal Mamba state carries only what its recurrence keeps
-of the past, decaying, as it does across the pauses of a long training utterance).
+At an endpoint the search, the segment's frames and the endpoint counters start over, and (with the rules'
+`restart_encoder`, the default) so does the encoder: the input frames since the segment's end, kept for this, are
+encoded again from a fresh state, so each segment is encoded exactly as the offline encoder encodes the audio from
+the segment's first frame on, and no audio is lost. (Without it the encoder state runs on over the whole stream,
+beyond the utterance lengths a model was trained on; see `espnet_samba.decoding.endpoint`.) The input frames kept
+are those of the current segment, bounded like its encoder frames.
 """
 from __future__ import annotations
 
@@ -106,6 +108,8 @@ class StreamingRecognizer:
         self.frame_shift = (feature_frame_shift if shift is None else shift) * asr_model.encoder.frame_stride()
         search = CTCPrefixBeamSearch(beam_size, blank=asr_model.blank_id)
         self.segmenter = SegmentingSearch(search, endpoint_rules, self.frame_shift)
+        self.restart_encoder = endpoint_rules.restart_encoder
+        self._stride = asr_model.encoder.frame_stride()
         self.reset()
 
     def reset(self) -> None:
@@ -116,6 +120,8 @@ class StreamingRecognizer:
         parameter = next(self.asr_model.parameters())
         self._memory = parameter.new_zeros(0, self.asr_model.encoder.output_size())
         self._log_probs = parameter.new_zeros(0, self.asr_model.ctc.ctc_lo.out_features)
+        self._feats: Optional[torch.Tensor] = None  # with restart_encoder: the input frames since _feats_start
+        self._feats_start = 0
 
     @torch.no_grad()
     def accept(self, chunk: torch.Tensor, is_final: bool) -> List[Segment]:
@@ -132,19 +138,40 @@ class StreamingRecognizer:
             those dropped by the `silence_without_speech` rule are left out.
         """
         feats = self.features(chunk.to(self._memory.device), is_final)
+        if self.restart_encoder:
+            self._feats = feats[0] if self._feats is None else torch.cat([self._feats, feats[0]])
         encoded, self.encoder_state = self.asr_model.encoder.forward_chunk(
             feats, self.encoder_state, ctc=self.asr_model.ctc
         )
-        log_probs = self.asr_model.ctc.log_softmax(encoded)[0]
-        self._memory = torch.cat([self._memory, encoded[0]])
-        self._log_probs = torch.cat([self._log_probs, log_probs])
-        endpoints = self.segmenter.step(log_probs)
+        segments = []
+        while True:
+            log_probs = self.asr_model.ctc.log_softmax(encoded)[0]
+            consumed, endpoint = self.segmenter.step_until_endpoint(log_probs)
+            self._memory = torch.cat([self._memory, encoded[0, :consumed]])
+            self._log_probs = torch.cat([self._log_probs, log_probs[:consumed]])
+            if endpoint is None:
+                break
+            segments.append(self._segment(endpoint))
+            encoded = self._restart_encoder(endpoint.end_frame) if self.restart_encoder else encoded[:, consumed:]
         if is_final:
-            endpoints.append(self.segmenter.finish())
-        segments = [self._segment(endpoint) for endpoint in endpoints]
-        if is_final:
+            segments.append(self._segment(self.segmenter.finish()))
             self.reset()
         return [segment for segment in segments if segment is not None]
+
+    def _restart_encoder(self, frame: int) -> torch.Tensor:
+        """Encode the stream again from encoder frame `frame` on, from a fresh state; its frames so far (1, T, D).
+
+        Encoder frame t of the stream covers the input frames from t * stride on, so a fresh encoder fed the
+        features from `frame * stride` on gives the frames `frame`, `frame + 1`, ... of a stream starting there.
+        """
+        first = frame * self._stride
+        self._feats = self._feats[first - self._feats_start :].clone()
+        self._feats_start = first
+        self.encoder_state = self.asr_model.encoder.init_stream_state(1)
+        encoded, self.encoder_state = self.asr_model.encoder.forward_chunk(
+            self._feats[None], self.encoder_state, ctc=self.asr_model.ctc
+        )
+        return encoded
 
     def partial(self) -> List[CTCPrefix]:
         """The current segment's `nbest` likeliest CTC prefixes (first pass only)."""
