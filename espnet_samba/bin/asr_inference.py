@@ -12,10 +12,10 @@ import contextlib
 import sys
 from typing import Iterator, List, Optional, Sequence, Type
 
-from espnet.utils.cli_utils import get_commandline_args
 from espnet2.bin import asr_inference
 from espnet2.utils.types import str_or_none
 
+from espnet_samba.compat import get_commandline_args
 from espnet_samba.decoding import constrain_to_lexicon, read_lexicon
 
 

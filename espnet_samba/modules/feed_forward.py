@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from espnet.nets.pytorch_backend.transformer.positionwise_feed_forward import PositionwiseFeedForward
+from espnet_samba.compat import PositionwiseFeedForward
 from espnet_samba.modules.normalization import build_norm
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
+from espnet_samba.compat import LayerNorm
 
 
 class RMSNorm(nn.Module):

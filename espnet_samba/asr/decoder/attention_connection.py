@@ -7,9 +7,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn as nn
 
-from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
-from espnet.nets.pytorch_backend.transformer.attention import MultiHeadedAttention
 from espnet_samba.asr.decoder.decoder_state import CrossAttentionMemory, MambaStackState
+from espnet_samba.compat import MultiHeadedAttention, make_pad_mask
 from espnet_samba.modules import MambaBlock, MambaState
 from espnet_samba.modules.feed_forward import FeedForwardBlock
 from espnet_samba.modules.normalization import build_norm

@@ -26,12 +26,12 @@ import torch.nn as nn
 from typeguard import typechecked
 
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
-from espnet.nets.scorer_interface import BatchScorerInterface
 from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
 from espnet_samba.asr.decoder.attention_connection import AttentionCrossConnection
 from espnet_samba.asr.decoder.decoder_state import HypothesisState, MambaStackState, batch_memories
 from espnet_samba.asr.decoder.prefix_connection import PrefixCrossConnection
 from espnet_samba.asr.decoder.token_embedding import TokenEmbedding
+from espnet_samba.compat import BatchScorerInterface
 from espnet_samba.modules.normalization import build_norm
 
 CROSS_CONNECTIONS = {"prefix": PrefixCrossConnection, "attention": AttentionCrossConnection}

@@ -5,10 +5,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from espnet.nets.pytorch_backend.conformer.encoder_layer import EncoderLayer
-from espnet.nets.pytorch_backend.transformer.attention import RelPositionMultiHeadedAttention
-from espnet.nets.pytorch_backend.transformer.embedding import RelPositionalEncoding
-from espnet.nets.pytorch_backend.transformer.positionwise_feed_forward import PositionwiseFeedForward
+from espnet_samba.compat import (
+    EncoderLayer,
+    PositionwiseFeedForward,
+    RelPositionalEncoding,
+    RelPositionMultiHeadedAttention,
+)
 
 
 class ChunkedSelfAttentionLayer(nn.Module):

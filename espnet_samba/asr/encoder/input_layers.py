@@ -23,7 +23,7 @@ from typing import Callable, Dict, NamedTuple, Optional, Tuple, Type
 import torch
 import torch.nn as nn
 
-from espnet.nets.pytorch_backend.transformer.subsampling import (
+from espnet_samba.compat import (
     Conv2dSubsampling,
     Conv2dSubsampling1,
     Conv2dSubsampling2,

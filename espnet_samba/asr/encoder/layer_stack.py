@@ -6,12 +6,12 @@ from typing import List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from espnet.nets.pytorch_backend.transformer.layer_norm import LayerNorm
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
 from espnet_samba.asr.encoder.input_layers import apply_input_layer, frame_stride, stream_input_layer
 from espnet_samba.asr.encoder.stream_state import EncoderStreamState
+from espnet_samba.compat import LayerNorm
 
 EncoderOutput = Union[torch.Tensor, Tuple[torch.Tensor, List[Tuple[int, torch.Tensor]]]]
 
