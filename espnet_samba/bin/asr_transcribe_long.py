@@ -17,7 +17,6 @@ from typing import Any, Dict, List, Optional
 import soundfile
 import torch
 
-from espnet.utils.cli_utils import get_commandline_args
 from espnet2.utils.types import str_or_none
 
 from espnet_samba.bin.asr_inference_streaming import (
@@ -26,6 +25,7 @@ from espnet_samba.bin.asr_inference_streaming import (
     add_second_pass_argument,
     endpoint_rules_from_options,
 )
+from espnet_samba.compat import get_commandline_args
 from espnet_samba.decoding.audio_input import check_audio_file
 from espnet_samba.decoding.endpoint import EndpointRules
 from espnet_samba.decoding.long_form import LongFormWriter, TimedSegment, segment_id, timed_words, token_spans

@@ -15,12 +15,10 @@ from typing import List, Optional, Sequence
 
 import torch
 
-from espnet.nets.batch_beam_search import BatchBeamSearch
-from espnet.nets.scorers.ctc import CTCPrefixScorer
-from espnet.nets.scorers.length_bonus import LengthBonus
 from espnet2.asr.espnet_model import ESPnetASRModel
 from espnet2.lm.espnet_model import ESPnetLanguageModel
 
+from espnet_samba.compat import BatchBeamSearch, CTCPrefixScorer, LengthBonus
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
 from espnet_samba.decoding.ctc_prefix_search import CTCPrefix
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
-from espnet.nets.batch_beam_search import BatchBeamSearch
-from espnet.nets.beam_search import BeamSearch
-from espnet.nets.scorer_interface import BatchScorerInterface
 
+from espnet_samba.compat import BatchBeamSearch, BatchScorerInterface, BeamSearch
 from espnet_samba.decoding.lexicon import ROOT, LexiconTokenTree
 
 LEXICON_SCORER_NAME = "lexicon"
