@@ -263,7 +263,11 @@ def test_a_recording_with_pauses_is_cut_at_the_pauses(trained_model_dir, tmp_pat
     # each segment ends 0.5 s of quiet after its tone (a few frames later, while the encoder's memory of it fades)
     for (start, end), tone_end in zip(spans, (1.1, 3.2, 5.3)):
         assert tone_end + 0.5 <= end <= tone_end + 0.8, (start, end)
-    assert spans[0][0] == 0.0 and [start for start, _ in spans[1:]] == [end for _, end in spans[:-1]]
+    # the first segment starts with the recording; the next ones onset_margin (0.2 s) before their tone, the
+    # pause before that left out (within a frame, and the encoder's first non-silent frame may lag the onset)
+    assert spans[0][0] == 0.0
+    for (start, _), (_, previous_end), tone_start in zip(spans[1:], spans[:-1], (2.6, 4.7)):
+        assert previous_end < tone_start - 0.3 <= start <= tone_start, (start, previous_end)
     for segment in segments:
         assert segment[1] == "talk" and re.fullmatch(r"talk-\d{7}-\d{7}", segment[0])
     words = [line.split() for line in (output_dir / "ctm").read_text().splitlines()]

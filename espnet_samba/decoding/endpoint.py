@@ -14,9 +14,13 @@ consecutive silent frames up to the current one; "something is decoded" when the
 empty. Durations are rounded to whole frames (at least one). After an endpoint the search restarts empty from the
 next frame; the decision depends only on the frames, so it is the same for any chunking of the stream.
 
-`restart_encoder` says what the recogniser does with the encoder at an endpoint: start it afresh at the next
-segment's first frame (the default), so that each segment is encoded as if it were an utterance of its own, or let
-its state run on over the whole stream. A Mamba encoder trained on utterances of seconds has never seen its state
+`restart_encoder` says what the recogniser does with the encoder at an endpoint: start it afresh where the next
+speech begins (the default), so that each segment is encoded as if it were an utterance of its own, or let its
+state run on over the whole stream. With the restart, the encoder first runs on through the pause, whose
+frames are left out of any segment, until a frame is not silence; the next segment then starts
+`onset_margin` seconds before that frame (never before the endpoint), from a fresh state. A model trained on
+utterances that start with the speech sees its input so: started fresh in the middle of a pause instead, the
+demo's model hallucinated a word ("AND", "WHO") at the start of most segments. A Mamba encoder trained on utterances of seconds has never seen its state
 carried over minutes: run on, the demo's causal model decodes a one-hour recording at 3.6x the WER of the same
 utterances decoded one by one (bench/bench_long_form.py, egs2/espeak_en/asr1/RESULTS.md).
 """
@@ -49,6 +53,7 @@ class EndpointRules:
         blank_threshold: a frame is silence when its blank posterior is at least this.
         restart_encoder: at an endpoint, encode the next segment from a fresh encoder state (see the module
             docstring).
+        onset_margin: with `restart_encoder`, seconds of the pause before the next speech that its segment keeps.
     """
 
     trailing_silence_after_speech: Optional[float] = 1.0
@@ -56,6 +61,7 @@ class EndpointRules:
     max_segment_length: Optional[float] = 20.0
     blank_threshold: float = 0.8
     restart_encoder: bool = True
+    onset_margin: float = 0.2
 
     def __post_init__(self) -> None:
         for name in (TRAILING_SILENCE_AFTER_SPEECH, SILENCE_WITHOUT_SPEECH, MAX_SEGMENT_LENGTH):
@@ -112,6 +118,15 @@ class SegmentingSearch:
     def reset(self) -> None:
         """Start a new stream at frame 0."""
         self.frames = 0
+        self._start_segment()
+
+    def is_silence(self, log_probs: torch.Tensor) -> torch.Tensor:
+        """Which frames (T, V) are silence by the rules' blank threshold: (T,) bool."""
+        return log_probs[:, self.search.blank] >= self._silence_log_prob
+
+    def skip_to(self, frame: int) -> None:
+        """Start a new segment at `frame`, leaving out the frames not searched before it (a pause)."""
+        self.frames = frame
         self._start_segment()
 
     def _start_segment(self) -> None:

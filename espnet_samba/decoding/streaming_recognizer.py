@@ -11,9 +11,10 @@ the current segment's encoder frames and CTC posteriors, which the second pass a
 `max_segment_length` set, none of it grows with the stream.
 
 At an endpoint the search, the segment's frames and the endpoint counters start over, and (with the rules'
-`restart_encoder`, the default) so does the encoder: the input frames since the segment's end, kept for this, are
-encoded again from a fresh state, so each segment is encoded exactly as the offline encoder encodes the audio from
-the segment's first frame on, and no audio is lost. (Without it the encoder state runs on over the whole stream,
+`restart_encoder`, the default) so does the encoder, where the next speech begins (see
+`espnet_samba.decoding.endpoint`): the input frames since then, kept for this, are encoded again from a fresh
+state, so each segment is encoded exactly as the offline encoder encodes the audio from the segment's first frame
+on. (Without it the encoder state runs on over the whole stream,
 beyond the utterance lengths a model was trained on; see `espnet_samba.decoding.endpoint`.) The input frames kept
 are those of the current segment, bounded like its encoder frames.
 """
@@ -109,6 +110,7 @@ class StreamingRecognizer:
         search = CTCPrefixBeamSearch(beam_size, blank=asr_model.blank_id)
         self.segmenter = SegmentingSearch(search, endpoint_rules, self.frame_shift)
         self.restart_encoder = endpoint_rules.restart_encoder
+        self._onset_margin = round(endpoint_rules.onset_margin / self.frame_shift)
         self._stride = asr_model.encoder.frame_stride()
         self.reset()
 
@@ -122,6 +124,7 @@ class StreamingRecognizer:
         self._log_probs = parameter.new_zeros(0, self.asr_model.ctc.ctc_lo.out_features)
         self._feats: Optional[torch.Tensor] = None  # with restart_encoder: the input frames since _feats_start
         self._feats_start = 0
+        self._pause_start: Optional[int] = None  # with restart_encoder: where the pause after an endpoint began
 
     @torch.no_grad()
     def accept(self, chunk: torch.Tensor, is_final: bool) -> List[Segment]:
@@ -146,17 +149,45 @@ class StreamingRecognizer:
         segments = []
         while True:
             log_probs = self.asr_model.ctc.log_softmax(encoded)[0]
+            if self._pause_start is not None:  # after an endpoint: the encoder runs on until the next speech
+                encoded = self._await_onset(log_probs)
+                if encoded is None:
+                    break
+                continue
             consumed, endpoint = self.segmenter.step_until_endpoint(log_probs)
             self._memory = torch.cat([self._memory, encoded[0, :consumed]])
             self._log_probs = torch.cat([self._log_probs, log_probs[:consumed]])
             if endpoint is None:
                 break
             segments.append(self._segment(endpoint))
-            encoded = self._restart_encoder(endpoint.end_frame) if self.restart_encoder else encoded[:, consumed:]
+            encoded = encoded[:, consumed:]
+            if self.restart_encoder:
+                self._pause_start = endpoint.end_frame
         if is_final:
             segments.append(self._segment(self.segmenter.finish()))
             self.reset()
         return [segment for segment in segments if segment is not None]
+
+    def _await_onset(self, log_probs: torch.Tensor) -> Optional[torch.Tensor]:
+        """In a pause after an endpoint, the run-on encoder's posteriors (T, V) of the next frames: None while all
+        are silence (they are left out); at the first that is not, the frames from `onset_margin` before it (not
+        before the pause), encoded again from a fresh state (1, T', D), and the pause is over."""
+        first = self.segmenter.frames
+        speech = (~self.segmenter.is_silence(log_probs)).nonzero()
+        if speech.numel() == 0:
+            self.segmenter.skip_to(first + log_probs.size(0))
+            self._drop_features_before(max(self._pause_start, self.segmenter.frames - self._onset_margin))
+            return None
+        start = max(self._pause_start, first + int(speech[0]) - self._onset_margin)
+        self._pause_start = None
+        self.segmenter.skip_to(start)
+        return self._restart_encoder(start)
+
+    def _drop_features_before(self, frame: int) -> None:
+        first = frame * self._stride
+        if first > self._feats_start:
+            self._feats = self._feats[first - self._feats_start :].clone()
+            self._feats_start = first
 
     def _restart_encoder(self, frame: int) -> torch.Tensor:
         """Encode the stream again from encoder frame `frame` on, from a fresh state; its frames so far (1, T, D).
@@ -164,9 +195,7 @@ class StreamingRecognizer:
         Encoder frame t of the stream covers the input frames from t * stride on, so a fresh encoder fed the
         features from `frame * stride` on gives the frames `frame`, `frame + 1`, ... of a stream starting there.
         """
-        first = frame * self._stride
-        self._feats = self._feats[first - self._feats_start :].clone()
-        self._feats_start = first
+        self._drop_features_before(frame)
         self.encoder_state = self.asr_model.encoder.init_stream_state(1)
         encoded, self.encoder_state = self.asr_model.encoder.forward_chunk(
             self._feats[None], self.encoder_state, ctc=self.asr_model.ctc
