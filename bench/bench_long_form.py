@@ -71,7 +71,8 @@ from espnet_samba.decoding.endpoint import EndpointRules
 arguments = json.loads(sys.argv[1])
 torch.set_num_threads(arguments["threads"])
 speech2text = Speech2TextStreaming(*arguments["model"], **arguments["keywords"],
-                                   endpoint_rules=EndpointRules(arguments["trailing_silence"]))
+                                   endpoint_rules=EndpointRules(arguments["trailing_silence"],
+                                                                onset_margin=arguments["onset_margin"]))
 loaded_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 started = time.perf_counter()
 count = transcribe_long_audio(speech2text, Path(arguments["wav"]), Path(arguments["output_dir"]))
@@ -82,13 +83,13 @@ print(json.dumps({"seconds": time.perf_counter() - started, "segments": count, "
 
 def transcribe_measured(options: argparse.Namespace, wav: Path, output_dir: Path) -> Dict[str, float]:
     """`transcribe_long_audio` (asr_transcribe_long's one call) in a fresh process, default endpoint rules but
-    `--trailing_silence`:
+    `--trailing_silence` and `--onset_margin`:
     its time (model loading excluded), segments, and the process's peak memory after loading and at the end."""
     (config, model), keywords = recogniser_arguments(options)
     arguments = {"model": [str(config), str(model)], "keywords": {k: str(v) if isinstance(v, Path) else v
                                                                  for k, v in keywords.items()},
                  "wav": str(wav), "output_dir": str(output_dir), "threads": options.threads,
-                 "trailing_silence": options.trailing_silence}
+                 "trailing_silence": options.trailing_silence, "onset_margin": options.onset_margin}
     result = subprocess.run([sys.executable, "-c", TRANSCRIBE_PROBE, json.dumps(arguments)],
                             capture_output=True, text=True)
     if result.returncode != 0:
@@ -166,6 +167,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trailing_silence", type=float, default=1.0,
                         help="The endpoint rule trailing_silence_after_speech (seconds); the others at their defaults")
+    parser.add_argument("--onset_margin", type=float, default=0.0, help="EndpointRules.onset_margin (seconds)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work_dir", type=Path, default=None, help="Where the recordings go (default: a temp dir)")
     options = parser.parse_args()

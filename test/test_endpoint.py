@@ -263,7 +263,7 @@ def test_a_recording_with_pauses_is_cut_at_the_pauses(trained_model_dir, tmp_pat
     # each segment ends 0.5 s of quiet after its tone (a few frames later, while the encoder's memory of it fades)
     for (start, end), tone_end in zip(spans, (1.1, 3.2, 5.3)):
         assert tone_end + 0.5 <= end <= tone_end + 0.8, (start, end)
-    # the first segment starts with the recording; the next ones onset_margin (0.2 s) before their tone, the
+    # the first segment starts with the recording; the next ones at their tone (onset_margin 0), the
     # pause before that left out (within a frame, and the encoder's first non-silent frame may lag the onset)
     assert spans[0][0] == 0.0
     for (start, _), (_, previous_end), tone_start in zip(spans[1:], spans[:-1], (2.6, 4.7)):
