@@ -14,7 +14,8 @@ ESPnet's own training entry point with --dry_run, model.pth) and loaded by each 
   (`BatchBeamSearchOnline`; maxlenratio 0, ESPnet's default and its recipes' decode configs);
 - samba: `encoder: mamba` with `bidirectional: false` (`--samba-output-size`, default 512) and `decoder: mamba`
   (cross_connection attention, 2 blocks, 4 heads, 1024 units), decoded by `espnet_samba.bin.asr_inference_streaming.
-  Speech2TextStreaming`: CTC prefix beam search frame by frame, attention rescoring of the n-best at the end. Its
+  Speech2TextStreaming`: CTC prefix beam search frame by frame, then its default second pass (ESPnet's joint
+  CTC/attention beam search over the utterance's encoder frames, as offline decoding does) at the end. Its
   encoder's num_blocks is the one that brings the model's parameters closest to the conformer's. At 512 the conv2d
   front end (7.3M) and the three vocabulary matrices (embedding, output, CTC: 7.7M) take half of the ~30M, which
   leaves 4 encoder blocks; 384 gives 16 (the project's LibriSpeech configs use 256 and 42-56 blocks).
@@ -340,7 +341,7 @@ def print_workload(results: Results, frames: Dict[float, Dict[str, int]]) -> Non
                 f"  {seconds:g} s, {chunk_ms:g} ms chunks: conformer {conformer['tokens']:.0f} tokens in "
                 f"{conformer['steps']:.0f} beam-search steps over {frames[seconds]['conformer']} encoder frames; "
                 f"samba {samba['tokens']:.0f} tokens, CTC prefix search over {frames[seconds]['samba']} frames, "
-                f"{BEAM} hypotheses rescored"
+                f"then the second pass (its default: joint CTC/attention beam search, beam {BEAM})"
             )
 
 
