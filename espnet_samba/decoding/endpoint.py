@@ -24,7 +24,7 @@ demo's model hallucinated a word ("AND", "WHO") at the start of most segments. T
 encoder calls speech already lies at the onset (each frame sees the next ~0.1 s of input through the
 subsampling's window), and on the demo a margin of 0 s gave the lowest WER on a 5-minute recording (0.0 / 0.1
 / 0.2 s: 21.4 / 23.9 / 24.4 %, bench/bench_long_form.py --trailing_silence 0.5 --onset_margin M). A Mamba encoder trained on utterances of seconds has never seen its state
-carried over minutes: run on, the demo's causal model decodes a one-hour recording at 3.6x the WER of the same
+carried over minutes: run on, the demo's causal model decodes a one-hour recording at 3.8x the WER of the same
 utterances decoded one by one (bench/bench_long_form.py, egs2/espeak_en/asr1/RESULTS.md).
 """
 from __future__ import annotations
