@@ -54,6 +54,16 @@ def test_decode_config_is_read_by_espnets_inference(config):
     assert args.beam_size >= 1
 
 
+@pytest.mark.parametrize("config", configs("decode_asr*.yaml") + configs("decode_streaming*.yaml"))
+def test_decode_config_is_read_by_the_streaming_inference(config):
+    """asr.sh --use_streaming true passes the inference config to espnet_samba.bin.asr_inference_streaming."""
+    from espnet_samba.bin.asr_inference_streaming import get_parser
+
+    args = get_parser().parse_args(["--config", str(config), "--output_dir", "unused",
+                                    "--data_path_and_name_and_type", "unused,speech,sound"])
+    assert args.beam_size >= 1 and args.second_pass in ("auto", "joint_beam_search", "attention_rescoring")
+
+
 @pytest.mark.parametrize("name", ["cmd.sh", "conf/slurm.conf"])
 def test_recipes_use_the_template_copy(name):
     template = (TEMPLATE / name).read_text()
