@@ -60,7 +60,8 @@ def test_decode_config_is_read_by_the_streaming_inference(config):
     from espnet_samba.bin.asr_inference_streaming import get_parser
 
     args = get_parser().parse_args(["--config", str(config), "--output_dir", "unused",
-                                    "--data_path_and_name_and_type", "unused,speech,sound"])
+                                    "--data_path_and_name_and_type", "unused,speech,sound",
+                                    "--asr_train_config", "unused", "--asr_model_file", "unused"])
     assert args.beam_size >= 1 and args.second_pass in ("auto", "joint_beam_search", "attention_rescoring")
 
 
