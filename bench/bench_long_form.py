@@ -34,17 +34,15 @@ import soundfile
 import torch
 import yaml
 
+from espnet_samba.decoding.audio_input import read_scp
+
 HERE = Path(__file__).resolve().parent
 RATE = 16000
 
 
-def read_kaldi_map(path: Path) -> Dict[str, str]:
-    return dict(line.rstrip("\n").split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
-
-
 def build_recording(data_dir: Path, minutes: float, seed: int, path: Path) -> List[str]:
     """Write the recording to `path` (16-bit mono); returns the keys of the utterances it holds, in order."""
-    wavs = read_kaldi_map(data_dir / "wav.scp")
+    wavs = dict(read_scp(data_dir / "wav.scp"))
     keys = sorted(wavs)
     rng = np.random.RandomState(seed)
     target = round(minutes * 60 * RATE)
@@ -109,7 +107,7 @@ def per_utterance_words(options: argparse.Namespace, data_dir: Path, keys: List[
 
     (config, model), keywords = recogniser_arguments(options)
     speech2text = Speech2TextStreaming(config, model, **keywords)
-    wavs = read_kaldi_map(data_dir / "wav.scp")
+    wavs = dict(read_scp(data_dir / "wav.scp"))
     words = {}
     for key in sorted(set(keys)):
         speech, _ = soundfile.read(wavs[key], dtype="float32")
@@ -175,7 +173,7 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = str(options.threads)
     work = options.work_dir or Path(tempfile.mkdtemp(prefix="long_form_"))
     work.mkdir(parents=True, exist_ok=True)
-    texts = read_kaldi_map(options.data_dir / "text")
+    texts = dict(read_scp(options.data_dir / "text"))
 
     rows, all_keys = [], []
     for index, minutes in enumerate(options.minutes, start=1):

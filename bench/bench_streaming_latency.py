@@ -43,6 +43,7 @@ from espnet2.tasks.asr import ASRTask
 from espnet2.text.build_tokenizer import build_tokenizer
 from espnet2.text.token_id_converter import TokenIDConverter
 
+from espnet_samba.decoding.audio_input import read_scp
 from espnet_samba.bin.asr_inference_streaming import Speech2TextStreaming
 from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank, read_fbank_conf
 from espnet_samba.decoding.long_form import group_words, token_spans
@@ -69,10 +70,6 @@ class ChunkSizeResult:
     @property
     def rtf(self) -> float:
         return self.decoding_seconds / self.audio_seconds
-
-
-def read_kaldi_map(path: Path) -> Dict[str, str]:
-    return dict(line.rstrip("\n").split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
 
 
 def model_files(exp_dir: Path, model_name: str) -> Tuple[Path, Path]:
@@ -114,7 +111,7 @@ class WordAligner:
 
 
 def load_utterances(data_dir: Path, aligner: WordAligner, limit: int) -> List[Utterance]:
-    wavs, texts = read_kaldi_map(data_dir / "wav.scp"), read_kaldi_map(data_dir / "text")
+    wavs, texts = dict(read_scp(data_dir / "wav.scp")), dict(read_scp(data_dir / "text"))
     utterances = []
     for key in sorted(wavs)[:limit]:
         speech, _ = soundfile.read(wavs[key], dtype="float32")
