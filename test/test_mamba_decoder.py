@@ -147,6 +147,21 @@ def test_a_hypothesis_scores_the_same_alone_or_in_a_batch(cross_connection):
         torch.testing.assert_close(batched[0], alone[0], rtol=0, atol=1e-10)
 
 
+def test_hypotheses_of_one_utterance_score_as_each_alone():
+    """Beam search: every hypothesis shares the utterance's memory (expanded, not copied), which the attention
+    reads as one batch of queries; each row must score as that hypothesis alone."""
+    decoder = eval_float64(tiny_decoder("attention"))
+    memory, memory_lengths, _, _ = random_batch([7], [1])
+    with torch.no_grad():
+        utterance = decoder.init_state(memory[0])
+        prefixes = torch.tensor([[SOS, 3, 1], [SOS, 3, 7], [SOS, 5, 2], [SOS, 0, 0]])
+        _, states = decoder.batch_score(prefixes[:, :2], [utterance] * 4, memory.expand(4, -1, -1))
+        batched, _ = decoder.batch_score(prefixes, states, memory.expand(4, -1, -1))
+        for b in range(4):
+            alone, _ = decoder.batch_score(prefixes[b : b + 1], [states[b]], memory)
+            torch.testing.assert_close(batched[b], alone[0], rtol=0, atol=1e-10)
+
+
 def greedy_decode(decoder: MambaDecoder, states: List[HypothesisState], steps: int) -> torch.Tensor:
     """Batched greedy decoding from the given states for a fixed number of steps: tokens (N, steps + 1)."""
     tokens = torch.full((len(states), 1), SOS)

@@ -68,15 +68,24 @@ class MambaCrossAttentionLayer(nn.Module):
 
         Args:
             x: (N, D). state: the mixer's state (batch N).
-            keys, values: from `project_memory`, (N, H, T, d_k). mask: (N, 1, T).
+            keys, values: from `project_memory`, (N, H, T, d_k). mask: (N, 1, T). When they are one utterance's
+                memory expanded to N rows without copying (`CrossAttentionMemory.expand`: beam search), the N
+                rows are attended as N queries of that one memory: one matrix product instead of N small ones
+                over a broadcast that torch would copy N times.
         """
         attention = self.src_attn
         x = self.mamba.step(x, state)
-        query = attention.linear_q(self.norm_src(x)).view(x.size(0), 1, attention.h, attention.d_k)
-        query = attention.q_norm(query.transpose(1, 2))  # (N, H, 1, d_k)
+        rows = x.size(0)
+        query = attention.linear_q(self.norm_src(x))
+        if rows > 1 and keys.stride(0) == 0 and values.stride(0) == 0 and mask.stride(0) == 0:
+            keys, values, mask = keys[:1], values[:1], mask[:1]
+            query = query.view(1, rows, attention.h, attention.d_k)  # the rows as query positions
+        else:
+            query = query.view(rows, 1, attention.h, attention.d_k)
+        query = attention.q_norm(query.transpose(1, 2))  # (N, H, 1, d_k) or (1, H, N, d_k)
         scores = torch.matmul(query, keys.transpose(-2, -1)) / math.sqrt(attention.d_k)
-        x = x + self.dropout(attention.forward_attention(values, scores, mask)[:, 0])
-        return self.feed_forward(x)
+        attended = attention.forward_attention(values, scores, mask).reshape(rows, -1)
+        return self.feed_forward(x + self.dropout(attended))
 
 
 class AttentionCrossConnection(nn.Module):
