@@ -7,6 +7,7 @@ is used. The layers, masks, beam search and command-line helpers below still liv
 range in setup.py. Tested with ESPnet 202511 (setup.py says which releases are declared).
 """
 from espnet.nets.batch_beam_search import BatchBeamSearch
+from espnet.nets.ctc_prefix_score import CTCPrefixScoreTH
 from espnet.nets.beam_search import BeamSearch, Hypothesis
 from espnet.nets.pytorch_backend.conformer.encoder_layer import EncoderLayer
 from espnet.nets.pytorch_backend.nets_utils import make_pad_mask
@@ -32,6 +33,7 @@ __all__ = [
     "BatchBeamSearch",
     "BatchScorerInterface",
     "BeamSearch",
+    "CTCPrefixScoreTH",
     "CTCPrefixScorer",
     "Conv2dSubsampling",
     "Conv2dSubsampling1",

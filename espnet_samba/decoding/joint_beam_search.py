@@ -2,8 +2,9 @@
 
 The streaming encoder's frames of a segment are the offline encoder's frames of the same audio (the encoder is
 causal and exact chunk by chunk), so at an endpoint the segment can be decoded exactly as `Speech2Text` decodes an
-utterance: ESPnet's `BatchBeamSearch` with the attention decoder, the CTC prefix scorer, the LM and the length
-bonus, under the same weights. The partial results stay the first pass's (the CTC prefix search); the final text of
+utterance: ESPnet's `BatchBeamSearch` with the attention decoder, the CTC prefix scorer (ESPnet's, with its loop over
+frames replaced by a scan: `ScannedCTCPrefixScorer`, the same scores), the LM and the length bonus, under the same
+weights. The partial results stay the first pass's (the CTC prefix search); the final text of
 each segment is then that of offline decoding, at the cost of one attention beam search per segment where
 `AttentionRescorer` only scores the first pass's n-best (cheaper, and as good when the CTC n-best holds the right
 answer; for a model whose CTC branch is weak it does not: see the espeak_en RESULTS.md).
@@ -18,8 +19,9 @@ import torch
 from espnet2.asr.espnet_model import ESPnetASRModel
 from espnet2.lm.espnet_model import ESPnetLanguageModel
 
-from espnet_samba.compat import BatchBeamSearch, CTCPrefixScorer, LengthBonus
+from espnet_samba.compat import BatchBeamSearch, LengthBonus
 from espnet_samba.decoding.attention_rescoring import AttentionRescorer, ScoredHypothesis
+from espnet_samba.decoding.ctc_prefix_scorer import ScannedCTCPrefixScorer
 from espnet_samba.decoding.ctc_prefix_search import CTCPrefix
 
 
@@ -59,7 +61,7 @@ class JointBeamSearchPass:
         token_list = asr_model.token_list
         scorers = {
             "decoder": asr_model.decoder,
-            "ctc": CTCPrefixScorer(ctc=asr_model.ctc, eos=asr_model.eos),
+            "ctc": ScannedCTCPrefixScorer(ctc=asr_model.ctc, eos=asr_model.eos),
             "length_bonus": LengthBonus(len(token_list)),
         }
         weights = {"decoder": 1.0 - ctc_weight, "ctc": ctc_weight, "length_bonus": penalty}
