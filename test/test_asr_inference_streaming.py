@@ -150,6 +150,13 @@ def test_auto_searches_with_a_decoder_and_rescores_ctc_only(model_dir):
         speech2text(model_dir, second_pass="rescore")
 
 
+def test_a_beam_larger_than_the_vocabulary_is_refused_by_name(model_dir):
+    vocabulary = len(speech2text(model_dir).asr_model.token_list)
+    with pytest.raises(ValueError, match=rf"beam_size {vocabulary + 1} is larger than the model's vocabulary"):
+        speech2text(model_dir, second_pass="joint_beam_search", beam_size=vocabulary + 1)
+    speech2text(model_dir, second_pass="joint_beam_search", beam_size=vocabulary)
+
+
 # ----- the command line ----------------------------------------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ class JointBeamSearchPass:
 
     Raises:
         ValueError: a model without attention decoder, or ctc_weight 1.0 (nothing to search with: use
-            `AttentionRescorer`).
+            `AttentionRescorer`), or a beam larger than the vocabulary.
     """
 
     def __init__(
@@ -59,6 +59,12 @@ class JointBeamSearchPass:
                 "decode with --second_pass attention_rescoring"
             )
         token_list = asr_model.token_list
+        if beam_size > len(token_list):
+            raise ValueError(
+                f"beam_size {beam_size} is larger than the model's vocabulary ({len(token_list)} tokens), which "
+                "ESPnet's beam search cannot fill (its first step picks beam_size tokens); use a beam_size of at "
+                f"most {len(token_list)}"
+            )
         scorers = {
             "decoder": asr_model.decoder,
             "ctc": ScannedCTCPrefixScorer(ctc=asr_model.ctc, eos=asr_model.eos),
