@@ -2,7 +2,8 @@
 # Build the espnet-samba environment in tools/venv from nothing.
 #
 #   tools/install.sh            # venv + torch + ESPnet + espnet-samba (editable) + test deps + kernels
-#                               # + sclite, espeak-ng, sox, fortunes and g++ (Debian packages, when root)
+#                               # + sclite, espeak-ng, sox, fortunes, g++, slurm-wlm and munge (Debian packages,
+#                               #   when root; tools/slurm_cluster.sh runs a local Slurm cluster with the last two)
 #
 # Running it again is fast and changes nothing: each step leaves a stamp in tools/venv/.stamps named after the
 # content hash of what it installed, and is skipped while the stamp matches.
@@ -114,7 +115,10 @@ install_system_tools() {
     [[ -d /usr/share/games/fortunes ]] || missing+=(fortunes)
     # The fused CPU kernels are compiled with the system's C++ compiler (torch.utils.cpp_extension).
     command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
-    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng, sox, fortunes and a C++ compiler found"; return 0; }
+    # A real single-node Slurm cluster for the recipes' slurm backend and multi-process training (tools/slurm_cluster.sh).
+    command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 || missing+=(slurm-wlm)
+    command -v munged >/dev/null 2>&1 || missing+=(munge)
+    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng, sox, fortunes, a C++ compiler, Slurm and munge found"; return 0; }
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         log "system tools: apt-get install ${missing[*]}"
         apt-get update -qq >/dev/null
@@ -122,7 +126,8 @@ install_system_tools() {
     else
         log "WARNING: missing ${missing[*]}: install them (Debian/Ubuntu: sudo apt-get install ${missing[*]});"
         log "         scoring needs sclite (sctk), the demo corpus needs espeak-ng, sox and fortunes,"
-        log "         the fused CPU kernels need g++ (without it the slower pure-PyTorch path runs)."
+        log "         the fused CPU kernels need g++ (without it the slower pure-PyTorch path runs),"
+        log "         the Slurm tests need slurm-wlm and munge (tools/slurm_cluster.sh)."
     fi
 }
 
