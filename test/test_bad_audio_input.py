@@ -79,6 +79,7 @@ def test_the_command_line_stops_before_decoding_with_the_file_named(model_dir, t
             "--asr_train_config", str(model_dir / "config.yaml"),
             "--asr_model_file", str(model_dir / "model.pth"),
             "--data_path_and_name_and_type", f"{scp},speech,sound",
+            "--beam_size", "2",
         ])
     assert not (tmp_path / "out" / "1best_recog").exists()
 
