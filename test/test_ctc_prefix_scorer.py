@@ -1,5 +1,6 @@
 """ScannedCTCPrefixScoreTH / ScannedCTCPrefixScorer against ESPnet's CTCPrefixScoreTH / CTCPrefixScorer (the oracle):
-the same scores and states step by step, and the same hypotheses from ESPnet's BatchBeamSearch."""
+the same scores and states step by step, and the same hypotheses from ESPnet's BatchBeamSearch, on both backends of
+`espnet_samba.ops.ctc_prefix_forward` (the fused CPU kernel and the PyTorch scans)."""
 from __future__ import annotations
 
 from typing import Optional
@@ -56,6 +57,7 @@ def run_steps(scorer_class, log_probs: torch.Tensor, steps: int, hyps: int, part
 
 @pytest.mark.parametrize("frames", [1, 2, 3, 17, 60])
 @pytest.mark.parametrize("partial", [None, 4])
+@pytest.mark.usefixtures("cpu_backend")
 def test_scores_equal_espnet_step_by_step(frames, partial):
     log_probs = random_log_probs(frames, seed=frames)
     steps = min(frames, 8)  # as a beam search with maxlenratio 0: at most one token per frame
@@ -65,8 +67,10 @@ def test_scores_equal_espnet_step_by_step(frames, partial):
         assert_same_scores(got, expected, atol=1e-9)
 
 
+@pytest.mark.usefixtures("cpu_backend")
 def test_float32_scores_stay_close_to_the_float64_oracle_on_long_inputs():
-    """The scan's cumulative sums grow with T; computed in float64 they do not cost float32 inputs accuracy."""
+    """float32 inputs lose no more accuracy than in ESPnet's float32 loop: the PyTorch scans' cumulative sums grow
+    with T and run in float64; the kernel's float32 recursion rounds as ESPnet's does."""
     log_probs = random_log_probs(1500, seed=2)
     oracle = run_steps(CTCPrefixScoreTH, log_probs, 6, hyps=4, partial=5, seed=1)
     ours = run_steps(ScannedCTCPrefixScoreTH, log_probs.float(), 6, hyps=4, partial=5, seed=1)
@@ -90,6 +94,7 @@ def tiny_model(seed: int = 0):
 
 @pytest.mark.parametrize("beam_size", [2, 4])
 @pytest.mark.parametrize("frames", [5, 40])
+@pytest.mark.usefixtures("cpu_backend")
 def test_espnet_beam_search_finds_the_same_hypotheses(beam_size, frames):
     decoder, ctc = tiny_model()
     memory = torch.randn(frames, 6, generator=torch.Generator().manual_seed(frames), dtype=torch.float64)

@@ -1,16 +1,10 @@
-"""ESPnet's CTC prefix scorer with its loop over frames replaced by closed-form scans: the same scores, faster.
+"""ESPnet's CTC prefix scorer with its Python loop over frames replaced by one op: the same scores, faster.
 
 ESPnet's `CTCPrefixScoreTH` (the "ctc" scorer of every joint CTC/attention beam search) advances the CTC forward
 variables of all hypotheses and candidate tokens one frame at a time, in a Python loop over the T frames, at every
 output step: on CPU the loop's small tensor operations, not arithmetic, cost most of a beam search (1.4 s of 2.8 s
-for 20 s of audio with ESPnet's search, bench/bench_streaming_rtf.py). Both recursions of the loop,
-
-    r_n[t] = logaddexp(r_n[t-1], phi[t-1]) + x_token[t]
-    r_b[t] = logaddexp(r_n[t-1], r_b[t-1]) + x_blank[t],
-
-are first-order linear recurrences in the log semiring, so each has a closed form with cumulative sums and a
-`logcumsumexp` over time. Their cumulative sums reach magnitudes of T times a frame's log-probability, so the scan
-runs in float64 (rounding about 1e-16 of that magnitude), and the state is returned in the input's dtype.
+for 20 s of audio with ESPnet's search, bench/bench_streaming_rtf.py). Here the whole recursion over the frames is
+`espnet_samba.ops.ctc_prefix_forward` (the fused CPU kernel, or closed-form log-semiring scans in PyTorch).
 Everything else (state layout, partial scoring, eos and blank) is ESPnet's, so the scorer is a drop-in for
 `CTCPrefixScorer` in ESPnet's `BatchBeamSearch`; test/test_ctc_prefix_scorer.py checks it against ESPnet's.
 """
@@ -21,26 +15,11 @@ from typing import List, Optional, Tuple
 import torch
 
 from espnet_samba.compat import CTCPrefixScorer, CTCPrefixScoreTH
-
-
-def _log_linear_scan(initial: torch.Tensor, inputs: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
-    """All values of r[i] = logaddexp(r[i-1], inputs[i]) + gains[i], r[-1] = initial, in closed form.
-
-    Args:
-        initial: r[-1] (...), float64.
-        inputs, gains: (L, ...), float64.
-
-    Returns:
-        r[0 .. L-1] (L, ...).
-    """
-    gain_sums = gains.cumsum(0)  # G[i] = gains[0] + ... + gains[i]
-    # r[i] = G[i] + logaddexp(initial, logcumsumexp_j<=i (inputs[j] - G[j-1])), with G[-1] = 0
-    scaled_inputs = inputs - (gain_sums - gains)
-    return gain_sums + torch.logaddexp(initial.unsqueeze(0), scaled_inputs.logcumsumexp(0))
+from espnet_samba.ops.ctc_prefix import ctc_prefix_forward
 
 
 class ScannedCTCPrefixScoreTH(CTCPrefixScoreTH):
-    """`CTCPrefixScoreTH` whose forward variables are computed by `_log_linear_scan` instead of a loop over frames.
+    """`CTCPrefixScoreTH` whose forward variables are computed by `ctc_prefix_forward` instead of a loop over frames.
 
     Windowing (ESPnet's `margin`, which needs attention weights the Mamba decoders do not have) is not supported:
     a scorer built with a margin falls back to ESPnet's loop.
@@ -82,6 +61,7 @@ class ScannedCTCPrefixScoreTH(CTCPrefixScoreTH):
             r_prev, s_prev = state[0], state[1]
 
         self.scoring_num = scoring_ids.size(-1) if scoring_ids is not None else 0
+        token_log_probs = self.x[0].reshape(self.input_length, self.batch * self.odim)  # (T, batch x O)
         if scoring_ids is not None:
             scoring_num = self.scoring_num
             scoring_idmap = torch.full((n_bh, self.odim), -1, dtype=torch.long, device=self.device)
@@ -89,14 +69,14 @@ class ScannedCTCPrefixScoreTH(CTCPrefixScoreTH):
                 1, scoring_ids, torch.arange(scoring_num, device=self.device).expand(n_bh, -1).contiguous()
             )
             flat_ids = (scoring_ids + self.idx_bo.repeat(1, n_hyps).view(-1, 1)).view(-1)
-            x_ = torch.index_select(self.x.view(2, -1, self.batch * self.odim), 2, flat_ids)
-            x_ = x_.view(2, -1, n_bh, scoring_num)
+            x_token = torch.index_select(token_log_probs, 1, flat_ids).view(-1, n_bh, scoring_num)
             candidates = scoring_ids
         else:
             scoring_num = self.odim
             scoring_idmap = None
-            x_ = self.x.unsqueeze(3).repeat(1, 1, 1, n_hyps, 1).view(2, -1, n_bh, scoring_num)
+            x_token = self.x[0].unsqueeze(2).expand(-1, -1, n_hyps, -1).reshape(-1, n_bh, scoring_num)
             candidates = torch.arange(self.odim, device=self.device).expand(n_bh, -1)
+        x_blank = self.x[1, :, :, 0].repeat_interleave(n_hyps, dim=1)  # (T, n_bh)
 
         # phi[t]: the prefix's probability up to t, where a repeat of its last token must follow a blank
         r_sum = torch.logsumexp(r_prev, 1)  # (T, n_bh)
@@ -106,23 +86,18 @@ class ScannedCTCPrefixScoreTH(CTCPrefixScoreTH):
         start, end = max(output_length, 1), self.input_length
         r = torch.full((self.input_length, 2, n_bh, scoring_num), self.logzero, dtype=self.dtype, device=self.device)
         if output_length == 0:
-            r[0, 0] = x_[0, 0]
-        if end > start:
-            x_token, x_blank = x_[0, start:end].double(), x_[1, start:end].double()
-            r_token = _log_linear_scan(r[start - 1, 0].double(), log_phi[start - 1 : end - 1].double(), x_token)
-            r_token_before = torch.cat([r[start - 1, 0].double().unsqueeze(0), r_token[:-1]])
-            r_blank = _log_linear_scan(r[start - 1, 1].double(), r_token_before, x_blank)
-            r[start:end, 0] = r_token.to(self.dtype)
-            r[start:end, 1] = r_blank.to(self.dtype)
-
+            r[0, 0] = x_token[0]
         # psi: the prefix extended by each token, summed over the frame where the token starts
-        log_phi_x = torch.cat((log_phi[:1], log_phi[:-1]), dim=0) + x_[0]
-        log_psi_scored = torch.logsumexp(torch.cat((log_phi_x[start:end], r[start - 1, 0].unsqueeze(0))), dim=0)
+        log_psi_scored = r[start - 1, 0]
+        if end > start:
+            r[start:end], log_psi_scored = ctc_prefix_forward(
+                r[start - 1], log_phi[start - 1 : end - 1], x_token[start:end], x_blank[start:end]
+            )
         if scoring_ids is not None:
             log_psi = torch.full((n_bh, self.odim), self.logzero, dtype=self.dtype, device=self.device)
             log_psi.scatter_(1, scoring_ids, log_psi_scored)
         else:
-            log_psi = log_psi_scored
+            log_psi = log_psi_scored.clone()
         end_frames = self.end_frames.to(self.device).repeat_interleave(n_hyps)
         log_psi[:, self.eos] = r_sum[end_frames, torch.arange(n_bh, device=self.device)]
         if self.eos != self.blank:
