@@ -39,8 +39,14 @@ sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
 import job_command_line  # noqa: E402 (lives beside this script)
 
 TEMPLATE_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "slurm.conf"
-POLL_MAX_S = float(os.environ.get("SLURM_PL_POLL_MAX", "30"))
-QUEUE_CHECK_S = 120.0
+# Seconds between looks for the tasks' exit-status files (the wait starts at 0.1 s and grows to this), and between
+# asking Slurm whether the job is still queued (a job cancelled or killed with its node leaves no status file).
+POLL_MAX_S = float(os.environ.get("SLURM_PL_POLL_MAX", "2"))
+QUEUE_CHECK_S = float(os.environ.get("SLURM_PL_QUEUE_CHECK", "10"))
+# How long the status files of a job that Slurm reports finished may take to appear on a shared file system.
+FILE_SYSTEM_DELAY_S = 30.0
+# Final job states in which the batch script ran to its end (and so wrote its status file).
+RAN_TO_END = {"COMPLETED", "FAILED"}
 
 
 def die(message: str) -> NoReturn:
@@ -155,26 +161,59 @@ def in_queue(job_id: str) -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
-def wait_for_tasks(job_id: str, done_prefix: Path, jobs: List[int]) -> Dict[int, int]:
-    """Wait until every task has written its exit status; return {task: status}."""
+def final_states(job_id: str, first: int) -> Dict[int, str]:
+    """{task: Slurm's job state} of a job that has left the queue, e.g. {1: "CANCELLED", 2: "NODE_FAIL"}, as
+    `scontrol show job` reports them (for MinJobAge seconds after the end); {} when Slurm no longer knows."""
+    try:
+        result = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True)
+    except FileNotFoundError:
+        return {}
+    states: Dict[int, str] = {}
+    for line in result.stdout.splitlines():
+        fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+        if "JobState" not in fields:
+            continue
+        state = fields["JobState"] + (f" ({fields['Reason']})" if fields.get("Reason", "None") != "None" else "")
+        # One task ("3"), or the tasks that never started ("1-4%2", "2,5-6").
+        for part in fields.get("ArrayTaskId", str(first)).split("%")[0].split(","):
+            low, _, high = part.partition("-")
+            if low.isdigit() and (high or low).isdigit():
+                states.update({task: state for task in range(int(low), int(high or low) + 1)})
+    return states
+
+
+def wait_for_tasks(job_id: str, done_prefix: Path, jobs: List[int], task_log) -> Dict[int, int]:
+    """Wait until every task has written its exit status; return {task: status}. Stop naming the tasks and their
+    logs if the job leaves the queue without them (cancelled, killed with its node, out of time)."""
     statuses: Dict[int, int] = {}
     sleep_s = 0.1
     last_queue_check = time.time()
-    while len(statuses) < len(jobs):
+    gone_since: Optional[float] = None
+
+    def collect() -> List[int]:
         for job in jobs:
             marker = Path(f"{done_prefix}.{job}")
             if job not in statuses and marker.exists():
                 text = marker.read_text().strip()
                 statuses[job] = int(text) if text.lstrip("-").isdigit() else 1
-        if len(statuses) == len(jobs):
-            break
-        if time.time() - last_queue_check > QUEUE_CHECK_S:
+        return [job for job in jobs if job not in statuses]
+
+    while collect():
+        if gone_since is None and time.time() - last_queue_check > QUEUE_CHECK_S:
             last_queue_check = time.time()
             if not in_queue(job_id):
-                time.sleep(QUEUE_CHECK_S / 4)  # let the shared file system show the last markers
-                missing = [job for job in jobs if job not in statuses and not Path(f"{done_prefix}.{job}").exists()]
-                if missing:
-                    die(f"Slurm job {job_id} left the queue without finishing tasks {missing} (killed or cancelled?)")
+                gone_since = time.time()
+        if gone_since is not None:
+            missing = collect()
+            if not missing:
+                break
+            states = final_states(job_id, jobs[0])
+            killed = [job for job in missing if job in states and states[job].split()[0] not in RAN_TO_END]
+            if killed or time.time() - gone_since > FILE_SYSTEM_DELAY_S:
+                shown = killed or missing
+                what = ", ".join(f"task {job} {states.get(job, 'in an unknown state')}" for job in shown)
+                die(f"Slurm job {job_id} ended without finishing {len(shown)} / {len(jobs)} task(s): {what}; "
+                    f"see {', '.join(task_log(job) for job in shown)}")
         time.sleep(sleep_s)
         sleep_s = min(sleep_s * 1.5, POLL_MAX_S)
     return statuses
@@ -211,11 +250,13 @@ def main() -> None:
     job_id = submit(sbatch)
     print(f"slurm.pl: submitted Slurm job {job_id} ({len(jobs)} task(s)), logs: {log_template}", file=sys.stderr)
 
-    statuses = wait_for_tasks(job_id, done_prefix, jobs)
+    def task_log(job: int) -> str:
+        return log_template.replace(variable, str(job)) if variable else log_template
+
+    statuses = wait_for_tasks(job_id, done_prefix, jobs, task_log)
     failed = sorted(job for job, status in statuses.items() if status != 0)
     if failed:
-        logs = [log_template.replace(variable, str(job)) if variable else log_template for job in failed]
-        die(f"{len(failed)} / {len(jobs)} task(s) of Slurm job {job_id} failed; see {', '.join(logs)}")
+        die(f"{len(failed)} / {len(jobs)} task(s) of Slurm job {job_id} failed; see {', '.join(map(task_log, failed))}")
 
 
 if __name__ == "__main__":
