@@ -1,10 +1,15 @@
-"""Shared fixtures: access to mamba-ssm's and causal-conv1d's pure-PyTorch reference functions on any machine."""
+"""Shared fixtures: access to mamba-ssm's and causal-conv1d's pure-PyTorch reference functions on any machine, the
+CPU op backends, and a real local Slurm cluster."""
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import subprocess
 import sys
 import types
-from typing import Iterator
+from pathlib import Path
+from typing import Dict, Iterator
 
 import pytest
 
@@ -86,3 +91,47 @@ def cpu_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         for module in ("espnet_samba.ops.selective_scan", "espnet_samba.ops.causal_conv", "espnet_samba.ops.ctc_prefix"):
             monkeypatch.setattr(importlib.import_module(module), "use_cpu_kernels", lambda tensor: False)
     return request.param
+
+
+SLURM_CLUSTER_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "slurm_cluster.sh"
+SLURM_CLUSTER_NODES = "2"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Dict[str, str]]:
+    """A real Slurm cluster on this machine (tools/slurm_cluster.sh) for the tests that submit jobs: two nodes, so
+    that multi-node jobs run too. Started on first use and stopped at the end of the session, unless it was already
+    running (then it is used as it is and left running).
+
+    Without Slurm's packages the tests fail in CI (CI=true, which .ci/run sets) and are skipped elsewhere, saying so.
+
+    Yields:
+        The environment for Slurm's commands and slurm.pl: SLURM_CONF, and slurm.pl's queue check every second
+        (so that a cancelled job is noticed at once).
+    """
+    missing = [tool for tool in ("munged", "slurmctld", "slurmd", "sbatch") if shutil.which(tool) is None]
+    if missing:
+        message = (f"Slurm is not installed ({', '.join(missing)} missing): "
+                   "tools/install.sh installs slurm-wlm and munge as root")
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    env = {**os.environ, "SLURM_CLUSTER_NODES": SLURM_CLUSTER_NODES}
+    status = subprocess.run(["bash", str(SLURM_CLUSTER_SCRIPT), "status"], capture_output=True, text=True, env=env)
+    was_running = status.returncode == 0
+    if was_running:
+        nodes = [line for line in status.stdout.splitlines() if line.startswith("node ")]
+        if len(nodes) != int(SLURM_CLUSTER_NODES):
+            pytest.fail(f"a Slurm cluster of {len(nodes)} node(s) is running; the tests need {SLURM_CLUSTER_NODES}: "
+                        f"stop it (tools/slurm_cluster.sh stop) and run them again")
+    else:
+        started = subprocess.run(["bash", str(SLURM_CLUSTER_SCRIPT), "start"], capture_output=True, text=True, env=env)
+        if started.returncode != 0:
+            pytest.fail(f"tools/slurm_cluster.sh start failed:\n{started.stderr}")
+        status = subprocess.run(["bash", str(SLURM_CLUSTER_SCRIPT), "status"], capture_output=True, text=True, env=env)
+    slurm_conf = next(line.split("=", 1)[1] for line in status.stdout.splitlines() if line.startswith("SLURM_CONF="))
+    try:
+        yield {"SLURM_CONF": slurm_conf, "SLURM_PL_QUEUE_CHECK": "1"}
+    finally:
+        if not was_running:
+            subprocess.run(["bash", str(SLURM_CLUSTER_SCRIPT), "stop"], capture_output=True, text=True, env=env)

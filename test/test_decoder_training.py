@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
@@ -39,12 +39,15 @@ TINY_ENCODERS = {
 TINY_MAMBA_ENCODER = {"output_size": 16, "num_blocks": 2, "d_state": 4, "input_layer": "conv2d"}
 
 
-def write_tiny_corpus(directory: Path, texts: Dict[str, str], rng: np.random.Generator) -> None:
-    """A Kaldi-style data dir of 16 kHz noisy tones (wav.scp, text) and the shape files ESPnet's sampler reads."""
+def write_tiny_corpus(
+    directory: Path, texts: Dict[str, str], rng: np.random.Generator, num_samples: Optional[int] = None
+) -> None:
+    """A Kaldi-style data dir of 16 kHz noisy tones (wav.scp, text) and the shape files ESPnet's sampler reads;
+    each utterance 8000-12000 samples long, or all `num_samples` long."""
     directory.mkdir(parents=True)
     files: Dict[str, List[str]] = {"wav.scp": [], "text": [], "speech_shape": [], "text_shape": []}
     for utt_id, text in texts.items():
-        samples = int(rng.integers(8000, 12000))
+        samples = num_samples or int(rng.integers(8000, 12000))
         tone = np.sin(2 * np.pi * rng.uniform(200, 800) * np.arange(samples) / 16000)
         wav = directory / f"{utt_id}.wav"
         soundfile.write(wav, (0.3 * tone + 0.05 * rng.standard_normal(samples)).astype(np.float32), 16000)
