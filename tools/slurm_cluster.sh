@@ -129,9 +129,10 @@ MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$((node_memory_mb / cpus))
-# A job on a node that goes down fails (it is not requeued), as its job runner expects.
+# A job on a node that goes down fails (it is not requeued), as its job runner expects; a node set DOWN by hand
+# stays down until "scontrol update NodeName=... State=RESUME".
 JobRequeue=0
-ReturnToService=2
+ReturnToService=1
 KillWait=5
 MinJobAge=300
 END_OF_CONFIG

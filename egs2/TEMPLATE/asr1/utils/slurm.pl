@@ -127,8 +127,8 @@ def write_batch_script(
         '  *) echo "unexpected task id ${task}" 1>&2; exit 1 ;;',
         "esac",
         'mkdir -p "$(dirname "${log}")"',
-        '{ echo "# ${cmd}"; echo "# Started at $(date) on $(hostname), Slurm job ${SLURM_JOB_ID:-?}"; echo "#"; }'
-        ' > "${log}"',
+        '{ echo "# ${cmd}"; echo "# Started at $(date) on ${SLURMD_NODENAME:-$(hostname)},'
+        ' Slurm job ${SLURM_JOB_ID:-?}"; echo "#"; } > "${log}"',
         "start=$(date +%s)",
         'bash -c "set -o pipefail; ${cmd}" >> "${log}" 2>&1',
         "status=$?",
