@@ -12,13 +12,15 @@ ESPnet's own training entry point with --dry_run, model.pth) and loaded by each 
   units) and `decoder: transformer` (6 blocks, 4 heads, 1024 units), decoded by ESPnet's
   `espnet2.bin.asr_inference_streaming.Speech2TextStreaming`: blockwise synchronous beam search with joint CTC
   (`BatchBeamSearchOnline`; maxlenratio 0, ESPnet's default and its recipes' decode configs);
-- samba: `encoder: mamba` with `bidirectional: false` (`--samba-output-size`, default 512) and `decoder: mamba`
-  (cross_connection attention, 2 blocks, 4 heads, 1024 units), decoded by `espnet_samba.bin.asr_inference_streaming.
-  Speech2TextStreaming`: CTC prefix beam search frame by frame, then its default second pass (ESPnet's joint
-  CTC/attention beam search over the utterance's encoder frames, as offline decoding does) at the end. Its
-  encoder's num_blocks is the one that brings the model's parameters closest to the conformer's. At 512 the conv2d
-  front end (7.3M) and the three vocabulary matrices (embedding, output, CTC: 7.7M) take half of the ~30M, which
-  leaves 4 encoder blocks; 384 gives 16 (the project's LibriSpeech configs use 256 and 42-56 blocks).
+- samba: `encoder: mamba` with `bidirectional: false` (`--samba-output-size`, default 512), its conv2d front end
+  with `--samba-subsampling-channels` channels (default 128, as icefall's Zipformer front end; 0: ESPnet's layer,
+  output_size channels), and `decoder: mamba` (cross_connection attention, 2 blocks, 4 heads, 1024 units), decoded
+  by `espnet_samba.bin.asr_inference_streaming.Speech2TextStreaming`: CTC prefix beam search frame by frame, then
+  its default second pass (ESPnet's joint CTC/attention beam search over the utterance's encoder frames, as
+  offline decoding does) at the end. Its encoder's num_blocks is the one that brings the model's parameters closest
+  to the conformer's (the run prints it). The front end's second convolution costs channels^2 per output
+  position, so at 512 channels it is the encoder's largest cost (7.3 M parameters; 1.4 M at 128 channels, which
+  leaves room for twice the Mamba blocks). The three vocabulary matrices (embedding, output, CTC) take 7.7 M.
 
 Both: beam 10, ctc_weight 0.5, no LM, nbest 1.
 
@@ -43,6 +45,7 @@ machine), with the slowest single chunk call (latency of a chunk, the final one 
 
 Usage: tools/venv/bin/python bench/bench_streaming_rtf.py [--durations 20] [--chunk-ms 160 320 640 1280]
        [--threads 1] [--repeats 3] [--tokens-per-second 3.5] [--samba-output-size 512]
+       [--samba-subsampling-channels 128]
        [--disable-repetition-detection] [--plot bench/streaming_rtf.png] [--quick]
 `--quick`: tiny models, 2 s of audio, one chunk size, one repeat (a smoke test, not a measurement).
 """
@@ -113,11 +116,13 @@ def conformer_model(sizes: Sizes) -> Dict[str, Dict]:
     return {"encoder": ("contextual_block_conformer", encoder_conf), "decoder": ("transformer", decoder_conf)}
 
 
-def samba_model(sizes: Sizes, output_size: int, num_blocks: int) -> Dict[str, Dict]:
+def samba_model(sizes: Sizes, output_size: int, num_blocks: int, subsampling_channels: int) -> Dict[str, Dict]:
     encoder_conf = {
         "output_size": output_size, "num_blocks": num_blocks, "bidirectional": False, "input_layer": "conv2d",
         "dropout_rate": 0.0,
     }
+    if subsampling_channels:
+        encoder_conf["subsampling_channels"] = subsampling_channels
     decoder_conf = {**sizes.samba_decoder, "cross_connection": "attention", "dropout_rate": 0.0}
     return {"encoder": ("mamba", encoder_conf), "decoder": ("mamba", decoder_conf)}
 
@@ -234,14 +239,14 @@ def write_experiment(
     return {"config": config, "model_file": root / "model.pth", "params": count_parameters(asr_model)}
 
 
-def samba_encoder_blocks(sizes: Sizes, output_size: int, target_params: int, root: Path, token_list: Path,
-                         stats: Path) -> int:
+def samba_encoder_blocks(sizes: Sizes, output_size: int, subsampling_channels: int, target_params: int, root: Path,
+                         token_list: Path, stats: Path) -> int:
     """The encoder num_blocks that brings the Samba model's parameters closest to `target_params`."""
     from espnet2.tasks.asr import ASRTask
 
     from espnet_samba.asr.encoder.mamba_encoder import MambaEncoder
 
-    config = write_config(root, samba_model(sizes, output_size, 1), token_list, stats)
+    config = write_config(root, samba_model(sizes, output_size, 1, subsampling_channels), token_list, stats)
     one_block = count_parameters(ASRTask.build_model_from_file(config, None, "cpu")[0])
     per_block = count_parameters(MambaEncoder(N_MELS, output_size, num_blocks=2)) - count_parameters(
         MambaEncoder(N_MELS, output_size, num_blocks=1)
@@ -378,6 +383,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--tokens-per-second", type=float, default=3.5)
     parser.add_argument("--samba-output-size", type=int, default=512)
     parser.add_argument(
+        "--samba-subsampling-channels", type=int, default=128,
+        help="channels of the samba encoder's conv2d front end (encoder_conf subsampling_channels); 0: ESPnet's "
+        "layer as it is (output_size channels)",
+    )
+    parser.add_argument(
         "--disable-repetition-detection", action="store_true", help="ESPnet's option, for the conformer's search"
     )
     parser.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "streaming_rtf.png")
@@ -385,7 +395,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.durations, args.chunk_ms, args.repeats = [2.0], [320.0], 1
-        args.samba_output_size = QUICK_SAMBA_OUTPUT_SIZE
+        args.samba_output_size, args.samba_subsampling_channels = QUICK_SAMBA_OUTPUT_SIZE, QUICK_SAMBA_OUTPUT_SIZE // 2
     sizes = QUICK if args.quick else FULL
     torch.set_num_threads(args.threads)
 
@@ -403,16 +413,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         stats = write_mvn_stats(root / "feats_stats.npz", speech)
         experiments = {"conformer": write_experiment(root / "conformer", conformer_model(sizes), token_list, stats,
                                                      speech, args.tokens_per_second)}
-        blocks = samba_encoder_blocks(sizes, args.samba_output_size, experiments["conformer"]["params"],
+        channels = args.samba_subsampling_channels
+        blocks = samba_encoder_blocks(sizes, args.samba_output_size, channels, experiments["conformer"]["params"],
                                       root / "samba_probe", token_list, stats)
-        experiments["samba"] = write_experiment(root / "samba", samba_model(sizes, args.samba_output_size, blocks),
-                                                token_list, stats, speech, args.tokens_per_second)
+        samba = samba_model(sizes, args.samba_output_size, blocks, channels)
+        experiments["samba"] = write_experiment(root / "samba", samba, token_list, stats, speech,
+                                                args.tokens_per_second)
         recognizers = build_recognizers(experiments, args.disable_repetition_detection)
         kernels = load_cpu_kernels()
         print(
             f"\nconformer: contextual_block_conformer {sizes.conformer_encoder} + transformer "
             f"{sizes.conformer_decoder}, ESPnet's Speech2TextStreaming\n"
-            f"samba: mamba encoder (causal) output_size {args.samba_output_size}, num_blocks {blocks} + mamba decoder "
+            f"samba: mamba encoder (causal) output_size {args.samba_output_size}, num_blocks {blocks}, conv2d "
+            f"subsampling with {channels or args.samba_output_size} channels + mamba decoder "
             f"(attention) {sizes.samba_decoder}, espnet_samba's Speech2TextStreaming\n"
             f"beam {BEAM}, ctc_weight {CTC_WEIGHT}, no LM; CTC calibrated for {args.tokens_per_second:g} tokens/s; "
             f"conformer's repetition detection {'off' if args.disable_repetition_detection else 'on'}; "

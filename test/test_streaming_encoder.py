@@ -93,10 +93,29 @@ def test_streaming_equals_offline_forward_for_any_chunking(input_layer, ffn_type
             assert max_difference(actual, expected) <= STREAM_TOLERANCE, sizes
 
 
+@pytest.mark.parametrize("input_layer", ["conv2d", "conv2d6"])
+def test_an_encoder_with_fewer_subsampling_channels_streams_exactly(input_layer):
+    encoder = random_causal_encoder(7, input_layer=input_layer, output_size=24, subsampling_channels=8)
+    convolutions = [m for m in encoder.embed.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert {m.out_channels for m in convolutions} == {8} and encoder.embed.out[0].weight.shape[0] == 24
+    xs = torch.randn(1, FRAMES, FEATS, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected, _, _ = encoder(xs, torch.tensor([FRAMES]))
+        for sizes in (fixed_chunks(FRAMES, 1), fixed_chunks(FRAMES, 7), random_chunks(FRAMES, seed=7)):
+            assert max_difference(stream(encoder, xs, sizes)[0], expected) <= STREAM_TOLERANCE, sizes
+
+
+@pytest.mark.parametrize("input_layer", ["linear", None])
+def test_subsampling_channels_without_a_conv_front_end_is_refused(input_layer):
+    with pytest.raises(ValueError, match=r"subsampling_channels sizes a convolutional input_layer .* but input_layer"):
+        MambaEncoder(FEATS if input_layer else 16, output_size=16, input_layer=input_layer, subsampling_channels=8)
+
+
 @pytest.mark.parametrize("input_layer", ["conv2d", "conv2d1", "conv2d2", "conv2d6", "conv2d8"])
-def test_front_end_stream_equals_espnet_subsampling_in_one_pass(input_layer):
+@pytest.mark.parametrize("channels", [None, 8])
+def test_front_end_stream_equals_espnet_subsampling_in_one_pass(input_layer, channels):
     torch.manual_seed(0)
-    embed = build_input_layer(input_layer, FEATS, 16, 0.0).eval()
+    embed = build_input_layer(input_layer, FEATS, 16, 0.0, subsampling_channels=channels).eval()
     receptive_field = CONV_SUBSAMPLING[input_layer].receptive_field
     xs = torch.randn(2, FRAMES, FEATS)
     with torch.no_grad():

@@ -67,6 +67,7 @@ def build_input_layer(
     output_size: int,
     dropout_rate: float,
     padding_idx: int = -1,
+    subsampling_channels: Optional[int] = None,
 ) -> nn.Module:
     """The front end called `input_layer`, mapping inputs of `input_size` to frames of `output_size`.
 
@@ -78,10 +79,32 @@ def build_input_layer(
         output_size: feature size D of the frames it returns.
         dropout_rate: dropout on its output.
         padding_idx: padding id of the Embedding for "embed".
+        subsampling_channels: channels of a convolutional subsampling's Conv2d layers; None keeps ESPnet's
+            layer as it is (output_size channels). Otherwise ESPnet's module is built with these channels and its
+            output Linear maps them to output_size; the time geometry (stride, receptive field, streaming) is the
+            same. The convolutions' cost grows with the square of the channels: on CPU the front end of a
+            512-wide encoder costs as much as several Mamba blocks at 512 channels and a tenth of that at 128
+            (bench/bench_streaming_rtf.py prints both); icefall's Zipformer front end uses 128.
     """
+    if subsampling_channels is not None and input_layer not in CONV_SUBSAMPLING:
+        raise ValueError(
+            f"subsampling_channels sizes a convolutional input_layer ({', '.join(CONV_SUBSAMPLING)}), but "
+            f"input_layer is {input_layer!r}; remove subsampling_channels or choose a conv input_layer"
+        )
     if input_layer in CONV_SUBSAMPLING:
         module_class = CONV_SUBSAMPLING[input_layer].module_class
-        return module_class(input_size, output_size, dropout_rate, nn.Dropout(dropout_rate))
+        channels = output_size if subsampling_channels is None else subsampling_channels
+        if channels < 1:
+            raise ValueError(f"subsampling_channels must be at least 1, got {channels}")
+        module = module_class(input_size, channels, dropout_rate, nn.Dropout(dropout_rate))
+        if channels != output_size:  # ESPnet's output Linear: out[0], or out itself in Conv2dSubsampling8
+            projection = module.out[0] if isinstance(module.out, nn.Sequential) else module.out
+            resized = nn.Linear(projection.in_features, output_size)
+            if isinstance(module.out, nn.Sequential):
+                module.out[0] = resized
+            else:
+                module.out = resized
+        return module
     if input_layer == "linear":
         return nn.Sequential(
             nn.Linear(input_size, output_size), nn.LayerNorm(output_size), nn.Dropout(dropout_rate)

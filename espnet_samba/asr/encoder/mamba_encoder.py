@@ -53,6 +53,8 @@ class MambaEncoder(LayerStackEncoder):
         linear_units: feed-forward hidden size; only with ffn_type linear or macaron, default 4 * output_size.
         mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
         padding_idx: padding id for input_layer "embed".
+        subsampling_channels: channels of a conv input_layer's Conv2d layers (default output_size, ESPnet's
+            layer); fewer make the front end much cheaper (see `build_input_layer`).
         interctc_layer_idx: 1-based layers whose normalised outputs feed intermediate CTC losses.
         interctc_use_conditioning: add the projected intermediate CTC posteriors to the next layer's input
             (self-conditioned CTC); `ESPnetASRModel` sets `conditioning_layer` and passes `ctc=`.
@@ -77,6 +79,7 @@ class MambaEncoder(LayerStackEncoder):
         linear_units: Optional[int] = None,
         mixer_type: str = "mamba",
         padding_idx: int = -1,
+        subsampling_channels: Optional[int] = None,
         interctc_layer_idx: List[int] = [],
         interctc_use_conditioning: bool = False,
         **unsupported: Any,
@@ -106,7 +109,9 @@ class MambaEncoder(LayerStackEncoder):
             for _ in range(num_blocks)
         )
         super().__init__(
-            build_input_layer(input_layer, input_size, output_size, dropout_rate, padding_idx),
+            build_input_layer(
+                input_layer, input_size, output_size, dropout_rate, padding_idx, subsampling_channels
+            ),
             layers,
             output_size,
             interctc_layer_idx,

@@ -48,6 +48,8 @@ class SpeechMambaEncoder(LayerStackEncoder):
         ffn_type: "none", "linear" or "macaron" feed-forwards in the Mamba layers.
         mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
         padding_idx: padding id for input_layer "embed".
+        subsampling_channels: channels of a conv input_layer's Conv2d layers (default output_size, ESPnet's
+            layer); fewer make the front end much cheaper (see `build_input_layer`).
         interctc_layer_idx: 1-based layers (attention layers count first) feeding intermediate CTC losses.
         interctc_use_conditioning: self-conditioned CTC, as in `MambaEncoder`.
         **unsupported: any other key is rejected with a ValueError that lists the keys this encoder accepts.
@@ -76,6 +78,7 @@ class SpeechMambaEncoder(LayerStackEncoder):
         ffn_type: str = "none",
         mixer_type: str = "mamba",
         padding_idx: int = -1,
+        subsampling_channels: Optional[int] = None,
         interctc_layer_idx: List[int] = [],
         interctc_use_conditioning: bool = False,
         **unsupported: Any,
@@ -115,7 +118,9 @@ class SpeechMambaEncoder(LayerStackEncoder):
             for _ in range(num_blocks - num_attention_blocks)
         ]
         super().__init__(
-            build_input_layer(input_layer, input_size, output_size, dropout_rate, padding_idx),
+            build_input_layer(
+                input_layer, input_size, output_size, dropout_rate, padding_idx, subsampling_channels
+            ),
             nn.ModuleList(attention_layers + mamba_layers),
             output_size,
             interctc_layer_idx,
