@@ -1,17 +1,22 @@
-"""Kernels behind one interface each: the selective scan and the causal depthwise convolution.
+"""Kernels behind one interface each: the selective scan, the causal depthwise convolution, and the CTC prefix
+score's recursion over frames (a joint CTC/attention beam search's costliest scorer on CPU).
 
-Every op runs mamba-ssm's / causal-conv1d's CUDA kernel when its tensors are on CUDA and the kernels import, the
+The Mamba ops run mamba-ssm's / causal-conv1d's CUDA kernel when its tensors are on CUDA and the kernels import, the
 fused CPU kernels of `csrc/` on CPU tensors when they build (`cpu_kernels`), and a pure-PyTorch implementation
 otherwise. `espnet_samba.ops.reference` holds the readable definitions that tests compare all three against.
+The CTC prefix recursion runs its fused CPU kernel on CPU tensors, or closed-form PyTorch scans (ESPnet's scorer
+is its oracle).
 This package imports nothing else of espnet_samba.
 """
 from espnet_samba.ops.causal_conv import causal_conv1d, causal_conv1d_update
+from espnet_samba.ops.ctc_prefix import ctc_prefix_forward
 from espnet_samba.ops.kernels import load_cuda_kernels, use_cuda_kernels
 from espnet_samba.ops.selective_scan import selective_scan, selective_state_update
 
 __all__ = [
     "causal_conv1d",
     "causal_conv1d_update",
+    "ctc_prefix_forward",
     "load_cuda_kernels",
     "selective_scan",
     "selective_state_update",
