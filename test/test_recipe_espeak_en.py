@@ -9,7 +9,10 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Dict, Optional, Tuple
 
 import pytest
 from espnet2.tasks.asr import ASRTask
@@ -52,20 +55,34 @@ def result_rows(results: str, table: str) -> dict:
     return rows
 
 
+# run.sh's options for the CI run: the tiny model and LM, a handful of utterances.
+CI_OPTIONS = (
+    "--asr_config", "conf/tuning/train_asr_samba_ci.yaml",
+    "--lm_config", "conf/tuning/train_lm_ci.yaml",
+    "--token_type", "char",
+    "--local_data_opts", f"--num_train 30 --num_dev 3 --num_test {NUM_TEST} --nj 2 --train_readings 1",
+)
+
+
+def run_ci_recipe(recipe: Path, first: int, last: int, *options: str, env: Optional[Dict[str, str]] = None,
+                  timeout: int = 600) -> subprocess.CompletedProcess:
+    """``./run.sh --stage first --stop_stage last`` with the CI options (and ``options``), output captured."""
+    command = ["./run.sh", "--stage", str(first), "--stop_stage", str(last), *CI_OPTIONS, *options]
+    return subprocess.run(command, cwd=recipe, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory) -> Tuple[Path, subprocess.CompletedProcess]:
+    """Stages 1-13 with run.pl, the default backend."""
+    recipe = miniature_checkout(tmp_path_factory.mktemp("espeak_ci_local"))
+    return recipe, run_ci_recipe(recipe, 1, 13)
+
+
 @pytest.mark.slow
 @needs_tools
-def test_recipe_runs_stages_1_to_13(tmp_path):
-    recipe = miniature_checkout(tmp_path)
-    command = [
-        "./run.sh",
-        "--stage", "1",
-        "--stop_stage", "13",
-        "--asr_config", "conf/tuning/train_asr_samba_ci.yaml",
-        "--lm_config", "conf/tuning/train_lm_ci.yaml",
-        "--token_type", "char",
-        "--local_data_opts", f"--num_train 30 --num_dev 3 --num_test {NUM_TEST} --nj 2 --train_readings 1",
-    ]
-    result = subprocess.run(command, cwd=recipe, capture_output=True, text=True, timeout=600)
+def test_recipe_runs_stages_1_to_13(local_run):
+    recipe, result = local_run
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
 
     results_files = sorted((recipe / "exp").glob("asr_*/RESULTS.md"))
@@ -113,3 +130,132 @@ def test_samba_and_baseline_configs_build_at_equal_size(tmp_path):
 def test_ci_config_builds(tmp_path):
     model = build_model(RECIPE / "conf" / "tuning" / "train_asr_samba_ci.yaml", tmp_path, vocabulary=30)
     assert sum(p.numel() for p in model.parameters()) < 100_000
+
+
+# ----- the same run on a real Slurm cluster (cmd_backend=slurm; the conftest fixture starts the cluster) -----
+
+LM_EXP = "exp/lm_train_lm_ci_en_char"
+ASR_EXP = "exp/asr_train_asr_samba_ci_fbank_en_char"
+SUBMITTED = re.compile(r"slurm\.pl: submitted Slurm job \d+ \((\d+) task\(s\)\), logs: (\S+)")
+
+
+def running_job(name_part: str, env: Dict[str, str], timeout_s: float = 300) -> Tuple[str, str]:
+    """(job id, node) of the first running Slurm job whose name contains name_part, waiting for it."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        listing = subprocess.run(["squeue", "-h", "-t", "R", "-o", "%A %j %N"], capture_output=True, text=True,
+                                 env={**os.environ, **env}).stdout
+        for line in listing.splitlines():
+            job_id, name, node = line.split()
+            if name_part in name:
+                return job_id, node
+        time.sleep(0.2)
+    raise AssertionError(f"no Slurm job named *{name_part}* started within {timeout_s} s")
+
+
+def interrupted_stage(recipe: Path, stage: int, job_name: str, interrupt, env: Dict[str, str]):
+    """Run one stage of run.sh, and once its job (named *job_name*) has run for 3 s, interrupt(job id, node)."""
+    output = recipe / f"stage{stage}_interrupted.out"
+    with output.open("w") as sink:
+        process = subprocess.Popen(["./run.sh", "--stage", str(stage), "--stop_stage", str(stage), *CI_OPTIONS],
+                                   cwd=recipe, stdout=sink, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, **env})
+        try:
+            job_id, node = running_job(job_name, env)
+            time.sleep(3)
+            interrupt(job_id, node)
+            process.wait(timeout=300)
+        finally:
+            process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, output.read_text(), "")
+
+
+@pytest.fixture(scope="module")
+def slurm_run(local_run, slurm_cluster, tmp_path_factory) -> SimpleNamespace:
+    """The CI run again with cmd_backend=slurm, and at each kind of job a failure, then the stage run again.
+
+    Stage 1 (local/data.sh, no jobs) and the LM (stages 6-8) are the run.pl run's, copied; every other stage
+    submits its jobs to the cluster: 3-5 and 10 (several jobs each), 11 (the training job: cancelled with scancel
+    once it runs, then run again), 12 (decoding jobs: one run exits non-zero, one loses its node, set DOWN while
+    they run; then 12 and 13 again).
+    """
+    local_recipe, local_result = local_run
+    assert local_result.returncode == 0, "the run.pl run failed: see test_recipe_runs_stages_1_to_13"
+    recipe = miniature_checkout(tmp_path_factory.mktemp("espeak_ci_slurm"))
+    for shared in ("data", "downloads", LM_EXP):
+        shutil.copytree(local_recipe / shared, recipe / shared, symlinks=True)
+    env = {"cmd_backend": "slurm", **slurm_cluster}
+
+    def scontrol(*args: str) -> None:
+        subprocess.run(["scontrol", *args], check=True, env={**os.environ, **env})
+
+    def cancel(job_id: str, node: str) -> None:
+        subprocess.run(["scancel", job_id], check=True, env={**os.environ, **env})
+
+    def set_node_down(job_id: str, node: str) -> None:
+        scontrol("update", f"NodeName={node}", "State=DOWN", "Reason=test_recipe_espeak_en")
+        steps.down_node = node
+
+    steps = SimpleNamespace(recipe=recipe)
+    steps.features = run_ci_recipe(recipe, 2, 5, env=env)
+    steps.statistics = run_ci_recipe(recipe, 10, 10, env=env)
+    steps.cancelled = interrupted_stage(recipe, 11, f"{ASR_EXP}/train.log", cancel, env)
+    steps.training = run_ci_recipe(recipe, 11, 11, env=env)
+    steps.failing = run_ci_recipe(recipe, 12, 12, "--inference_args", "--no_such_option 1", env=env)
+    try:
+        steps.node_down = interrupted_stage(recipe, 12, "asr_inference", set_node_down, env)
+    finally:
+        if getattr(steps, "down_node", None):
+            scontrol("update", f"NodeName={steps.down_node}", "State=RESUME")
+    steps.decoding = run_ci_recipe(recipe, 12, 13, env=env)
+    return steps
+
+
+def output_of(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@needs_tools
+def test_slurm_backend_reaches_the_run_pl_results(local_run, slurm_run):
+    for step in ("features", "statistics", "training", "decoding"):
+        result = getattr(slurm_run, step)
+        assert result.returncode == 0, f"{step}:\n{output_of(result)[-5000:]}"
+    for step, log_part, tasks in (("features", "make_fbank", 2), ("statistics", "stats.", 2),
+                                  ("training", "train.log", 1), ("decoding", "asr_inference", 2)):
+        jobs = [(int(count), log) for count, log in SUBMITTED.findall(output_of(getattr(slurm_run, step)))]
+        assert any(count == tasks and log_part in log for count, log in jobs), (step, jobs)
+    decode_log = next(slurm_run.recipe.glob(f"{ASR_EXP}/decode_*/test/logdir/asr_inference.1.log")).read_text()
+    assert re.search(r"# Started at .* on node\d, Slurm job \d+", decode_log)
+    local_results = (local_run[0] / ASR_EXP / "RESULTS.md").read_text()
+    slurm_results = (slurm_run.recipe / ASR_EXP / "RESULTS.md").read_text()
+    for table in ("WER", "CER"):
+        assert result_rows(slurm_results, table) == result_rows(local_results, table), table
+
+
+def assert_stopped(result: subprocess.CompletedProcess, stage: str, log: str, reason: str) -> None:
+    output = output_of(result)
+    assert result.returncode != 0, output[-3000:]
+    assert f"Error: stage {stage}" in output and log in output and reason in output, output[-3000:]
+
+
+@pytest.mark.slow
+@needs_tools
+def test_slurm_job_exiting_non_zero_stops_asr_sh_and_the_stage_reruns(slurm_run):
+    assert_stopped(slurm_run.failing, "12", "logdir/asr_inference.1.log", "task(s) of Slurm job")
+    assert "no_such_option" in output_of(slurm_run.failing)
+    assert slurm_run.decoding.returncode == 0
+
+
+@pytest.mark.slow
+@needs_tools
+def test_slurm_job_cancelled_stops_asr_sh_and_the_stage_reruns(slurm_run):
+    assert_stopped(slurm_run.cancelled, "11", f"{ASR_EXP}/train.log", "CANCELLED")
+    assert slurm_run.training.returncode == 0 and (slurm_run.recipe / ASR_EXP / "valid.acc.ave.pth").exists()
+
+
+@pytest.mark.slow
+@needs_tools
+def test_slurm_node_down_stops_asr_sh_and_the_stage_reruns(slurm_run):
+    assert_stopped(slurm_run.node_down, "12", "logdir/asr_inference.1.log", "NODE_FAIL")
+    assert slurm_run.decoding.returncode == 0
