@@ -8,12 +8,16 @@ utterance) with 20 target tokens:
 - one full training step (forward, backward, Adam step) at batch 16, Samba-ASR against the Conformer;
 - forward + backward of each part of Samba-ASR at batch 16: the conv2d6 front end (`encoder.embed`), the whole
   encoder, one bidirectional Mamba layer, the decoder on a fixed encoder output; each as a share of the step;
-- the time per utterance of a full step at batch 16, 32 and 48, as a ratio to batch 16.
+- the time per utterance of a full step at batch 16, 32 and 48, as a ratio to batch 16;
+- with `--subsampling-channels N`: the same Samba-ASR with an N-channel front end (encoder_conf
+  `subsampling_channels`; the recipe's model has output_size = 96 channels), its parameters and its step against
+  the Conformer's: what a cheaper front end would buy before anyone retrains the demo with it.
 
 Each figure is the best of `--repeats` means over `--steps` calls after two warm-up calls, all in one process.
 Run it on a quiet machine with the thread count of the recipe's training (2).
 
 Usage: tools/venv/bin/python bench/bench_demo_step.py [--threads 2] [--frames 220] [--repeats 3] [--steps 6]
+       [--subsampling-channels N ...]
 """
 from __future__ import annotations
 
@@ -34,9 +38,10 @@ FEATURES = 40
 TOKENS = 20
 
 
-def build(config_name: str) -> torch.nn.Module:
-    """The recipe's model of `config_name`, in training mode."""
+def build(config_name: str, **encoder_conf) -> torch.nn.Module:
+    """The recipe's model of `config_name`, its encoder_conf updated by `encoder_conf`, in training mode."""
     config = yaml.safe_load((RECIPE_CONF / config_name).read_text())
+    config["encoder_conf"].update(encoder_conf)
     tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(VOCABULARY - 3)] + ["<sos/eos>"]
     parser = ASRTask.get_parser()
     args = parser.parse_args(["--token_list", ",".join(tokens), "--input_size", str(FEATURES)])
@@ -99,6 +104,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=220)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--subsampling-channels", type=int, nargs="*", default=[],
+                        help="also time Samba-ASR with front ends of these channel counts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -116,6 +123,15 @@ def main() -> None:
     per_utterance = {batch: time_of(training_step(samba, batch, args.frames)) / batch for batch in (16, 32, 48)}
     for batch, cost in per_utterance.items():
         print(f"  batch {batch}: {cost * 1e3:.2f} ms per utterance = {cost / per_utterance[16]:.2f}x batch 16's")
+    parameters = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    print(f"parameters: Samba-ASR {parameters(samba) / 1e6:.3f} M, Conformer {parameters(conformer) / 1e6:.3f} M")
+    for channels in args.subsampling_channels:
+        variant = build("train_asr_samba.yaml", subsampling_channels=channels)
+        variant_step = time_of(training_step(variant, 16, args.frames))
+        conformer_step = time_of(training_step(conformer, 16, args.frames))  # again, beside it
+        print(f"Samba-ASR with a {channels}-channel front end ({parameters(variant) / 1e6:.3f} M): step "
+              f"{variant_step * 1e3:.1f} ms, Conformer {conformer_step * 1e3:.1f} ms "
+              f"(Samba / Conformer {variant_step / conformer_step:.2f}x)")
 
 
 if __name__ == "__main__":
