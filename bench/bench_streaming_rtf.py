@@ -22,7 +22,10 @@ ESPnet's own training entry point with --dry_run, model.pth) and loaded by each 
   position, so at 512 channels it is the encoder's largest cost (7.3 M parameters; 1.4 M at 128 channels, which
   leaves room for twice the Mamba blocks). The three vocabulary matrices (embedding, output, CTC) take 7.7 M.
 
-Both: beam 10, ctc_weight 0.5, no LM, nbest 1.
+Both: beam 10, ctc_weight 0.5, no LM, nbest 1. A third recogniser, "samba int8", is the same Samba-ASR with
+`quantize_asr_model=True` (ESPnet's `--quantize_asr_model`: dynamic int8 `nn.Linear`s); ESPnet's streaming
+recogniser has no such option. Streaming reads every weight once per chunk (at 160 ms chunks, 4 encoder frames
+per read), so at short chunks a step is bound by memory traffic, which int8 weights cut to a quarter.
 
 A fair, bounded workload with random weights. A random CTC layer spreads each frame's mass over the whole vocabulary
 and emits a token almost everywhere: ESPnet's label-synchronous search then runs to its maxlen (one token per
@@ -72,6 +75,7 @@ SPIKE_MASS = 0.95
 CTC_WEIGHT = 0.5
 WARMUP_SECONDS = 2.0
 BASELINE = "conformer"
+QUANTIZED = "samba int8"
 # audio seconds -> chunk ms -> recogniser -> figures of one point
 Results = Dict[float, Dict[float, Dict[str, dict]]]
 
@@ -277,11 +281,14 @@ def build_recognizers(experiments: Dict[str, dict], disable_repetition_detection
     )
     decoder = conformer.beam_search.full_scorers["decoder"]
     decoder.batch_score = CountingCalls(decoder.batch_score)
-    samba = SambaStreaming(
-        experiments["samba"]["config"], experiments["samba"]["model_file"], beam_size=BEAM, ctc_weight=CTC_WEIGHT,
-        lm_weight=0.0, nbest=1,
+    samba, samba_int8 = (
+        SambaStreaming(
+            experiments["samba"]["config"], experiments["samba"]["model_file"], beam_size=BEAM,
+            ctc_weight=CTC_WEIGHT, lm_weight=0.0, nbest=1, quantize_asr_model=quantize,
+        )
+        for quantize in (False, True)
     )
-    return {"conformer": conformer, "samba": samba}
+    return {"conformer": conformer, "samba": samba, QUANTIZED: samba_int8}
 
 
 def decoder_steps(name: str, recognizer) -> int:
@@ -335,6 +342,17 @@ def print_table(results: Results, experiments: Dict[str, dict]) -> None:
                 f"| {conformer['slowest_ms']:.0f} / {samba['slowest_ms']:.0f} ms "
                 f"| {conformer['final_ms']:.0f} / {samba['final_ms']:.0f} ms |"
             )
+    print(f"\n{QUANTIZED}: the same Samba-ASR with --quantize_asr_model true (ESPnet's dynamic int8 Linear layers)")
+    print("\n| audio | chunk | samba int8 RTF | int8 / conformer | int8 / samba | samba int8 CPU RTF | tokens, samba / int8 |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for seconds, points in results.items():
+        for chunk_ms, point in points.items():
+            conformer, samba, quantized = point["conformer"], point["samba"], point[QUANTIZED]
+            print(
+                f"| {seconds:g} s | {chunk_ms:g} ms | {quantized['rtf']:.3f} | {quantized['rtf'] / conformer['rtf']:.2f}x "
+                f"| {quantized['rtf'] / samba['rtf']:.2f}x | {quantized['cpu_rtf']:.3f} "
+                f"| {samba['tokens']:.0f} / {quantized['tokens']:.0f} |"
+            )
 
 
 def print_workload(results: Results, frames: Dict[float, Dict[str, int]]) -> None:
@@ -359,7 +377,7 @@ def plot(results: Results, threads: int, path: Path) -> None:
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     for seconds, points in results.items():
         chunks = list(points)
-        for name, style in [("conformer", "s--"), ("samba", "o-")]:
+        for name, style in [("conformer", "s--"), ("samba", "o-"), (QUANTIZED, "^:")]:
             label = f"{name}, {seconds:g} s audio" if len(results) > 1 else name
             axis.plot(chunks, [points[c][name]["rtf"] for c in chunks], style, label=label)
     axis.set_xscale("log", base=2)

@@ -8,14 +8,18 @@ little, not the result.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as QuantizedLinear
 
 from espnet2.bin.asr_inference import Speech2Text
 from espnet2.tasks.asr import ASRTask
+from espnet_samba.bin import asr_inference_streaming
+from espnet_samba.bin.asr_inference_streaming import Speech2TextStreaming, simulate_stream
 from espnet_samba.modules import MambaMixer
 from test_asr_config_support import write_asr_config
 
@@ -40,19 +44,29 @@ TEXT = ["a", "b", "c", "d", "a", "b"]
 TRAINING_STEPS = 20
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
-def experiment(request, tmp_path_factory) -> Path:
-    """An experiment dir with config.yaml and a model file trained to transcribe SPEECH as TEXT."""
-    root = tmp_path_factory.mktemp(f"quantize_{request.param}")
+def trained_experiment(root: Path, name: str, options: Sequence[str] = ()) -> Path:
+    """An experiment dir with config.yaml and a model file of MODELS[name] trained to transcribe SPEECH as TEXT;
+    `options`: further asr_train options."""
     token_list = root / "tokens.txt"
     token_list.write_text("\n".join(TOKENS) + "\n")
-    encoder, decoder = MODELS[request.param]
-    config = write_asr_config(root / "exp", token_list, encoder, decoder)
+    encoder, decoder = MODELS[name]
+    config = write_asr_config(root / "exp", token_list, encoder, decoder, options)
     torch.manual_seed(0)
     model, _ = ASRTask.build_model_from_file(config, None, "cpu")
     overfit(model)
     torch.save(model.state_dict(), root / "exp" / "model.pth")
     return root / "exp"
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def experiment(request, tmp_path_factory) -> Path:
+    return trained_experiment(tmp_path_factory.mktemp(f"quantize_{request.param}"), request.param)
+
+
+@pytest.fixture(scope="module")
+def causal_experiment(tmp_path_factory) -> Path:
+    """The Samba-ASR model of MODELS (causal encoder) without utterance_mvn (ESPnet's default, which cannot stream)."""
+    return trained_experiment(tmp_path_factory.mktemp("quantize_streaming"), "samba", ("--normalize", "none"))
 
 
 def overfit(model: torch.nn.Module) -> None:
@@ -112,3 +126,50 @@ def test_quantized_decoding_is_close_to_float(experiment):
     (_, quantized_tokens, _, _), = quantized(SPEECH)
     assert float_tokens == TEXT, "the model has not learnt its sentence: the comparison would be meaningless"
     assert quantized_tokens == float_tokens
+
+
+def streaming(experiment: Path, **options) -> Speech2TextStreaming:
+    return Speech2TextStreaming(
+        experiment / "config.yaml", experiment / "model.pth", beam_size=3, ctc_weight=0.3, **options
+    )
+
+
+@pytest.mark.parametrize("chunk", [1600, 8000])
+def test_the_streaming_recogniser_quantizes_as_espnet_and_says_the_same(causal_experiment, chunk):
+    """`quantize_asr_model` in `Speech2TextStreaming`: the modules ESPnet's option quantizes, and the sentence that
+    ESPnet's quantized offline `Speech2Text` decodes (int8 activations are scaled per call, so a stream is close to
+    offline decoding, not equal)."""
+    recogniser = streaming(causal_experiment, quantize_asr_model=True)
+    quantized_types = {type(m) for m in recogniser.asr_model.modules()}
+    offline = speech_to_text(causal_experiment, quantize=True)
+    assert quantized_types == {type(m) for m in offline.asr_model.modules()} and QuantizedLinear in quantized_types
+    (_, offline_tokens, _, _), = offline(SPEECH)
+    assert offline_tokens == TEXT, "the model has not learnt its sentence: the comparison would be meaningless"
+    (_, tokens, _, _), *_ = simulate_stream(recogniser, torch.tensor(SPEECH, dtype=torch.float32), chunk)
+    assert tokens == offline_tokens
+
+
+def test_the_streaming_command_line_takes_espnet_quantization_options(causal_experiment, tmp_path):
+    wav = tmp_path / "speech.wav"
+    soundfile.write(wav, SPEECH.astype(np.float32), 16000, subtype="FLOAT")  # unclipped: the training input
+    (tmp_path / "wav.scp").write_text(f"utt {wav}\n")
+    asr_inference_streaming.main([
+        "--output_dir", str(tmp_path / "out"), "--asr_train_config", str(causal_experiment / "config.yaml"),
+        "--asr_model_file", str(causal_experiment / "model.pth"), "--beam_size", "3", "--ctc_weight", "0.3",
+        "--data_path_and_name_and_type", f"{tmp_path / 'wav.scp'},speech,sound", "--sim_chunk_length", "1600",
+        "--quantize_asr_model", "true", "--quantize_modules", "Linear", "--quantize_dtype", "qint8",
+    ])
+    assert (tmp_path / "out" / "1best_recog" / "token").read_text().split() == ["utt", *TEXT]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(quantize_modules=["Linearr"]), r"--quantize_modules Linearr: not a module class of torch.nn"),
+        (dict(quantize_dtype="qint4"), r"--quantize_dtype must be one of \('qint8', 'float16'\)"),
+        (dict(device="cuda"), r"dynamic quantisation .* runs on CPU only"),
+    ],
+)
+def test_quantization_options_that_cannot_apply_are_refused_before_loading(causal_experiment, options, message):
+    with pytest.raises(ValueError, match=message):
+        streaming(causal_experiment, quantize_asr_model=True, **options)

@@ -58,6 +58,7 @@ BLOCK_SEARCH_OPTIONS = {
     "decoder_text_length_limit": 0,
 }
 SECOND_PASSES = ("auto", "joint_beam_search", "attention_rescoring")
+QUANTIZE_DTYPES = ("qint8", "float16")
 # Utterance decoding: segments end only past 60 s, so that what the recogniser keeps stays bounded.
 UTTERANCE_ENDPOINT_RULES = EndpointRules(None, None, 60.0)
 
@@ -93,6 +94,10 @@ class Speech2TextStreaming:
             only rescore the CTC n-best, WeNet's U2: cheaper, and as accurate only where the CTC n-best holds the
             answer), or "auto": the joint search where the model has a decoder and ctc_weight < 1, else
             rescoring (CTC and LM).
+        quantize_asr_model, quantize_lm, quantize_modules, quantize_dtype: ESPnet's `Speech2Text` options:
+            torch's dynamic quantisation of the `torch.nn` modules named (default Linear, to int8) in the ASR
+            model and/or the LM, on CPU. Streaming reads every weight once per chunk, so at short chunks int8
+            weights (a quarter of the bytes) are most of the speed-up; results change slightly, as offline.
     """
 
     @typechecked
@@ -117,13 +122,24 @@ class Speech2TextStreaming:
         fbank_conf: Union[Path, str, None] = None,
         fs: int = 16000,
         second_pass: str = "auto",
+        quantize_asr_model: bool = False,
+        quantize_lm: bool = False,
+        quantize_modules: Sequence[str] = ("Linear",),
+        quantize_dtype: str = "qint8",
     ) -> None:
+        quantization = (
+            DynamicQuantization(quantize_modules, quantize_dtype, device) if quantize_asr_model or quantize_lm else None
+        )
         asr_model, asr_train_args = ASRTask.build_model_from_file(asr_train_config, asr_model_file, device)
         asr_model.to(dtype=getattr(torch, dtype)).eval()
+        if quantize_asr_model:
+            asr_model = quantization.apply(asr_model)
         lm = None
         if lm_train_config is not None:
             lm, _ = LMTask.build_model_from_file(lm_train_config, lm_file, device)
             lm.to(dtype=getattr(torch, dtype)).eval()
+            if quantize_lm:
+                lm = quantization.apply(lm)
         rescorer = AttentionRescorer(
             asr_model.decoder, lm, asr_model.sos, asr_model.eos, ctc_weight, lm_weight, penalty, normalize_length
         )
@@ -198,6 +214,49 @@ class Speech2TextStreaming:
         text = self.tokenizer.tokens2text(tokens) if self.tokenizer is not None else None
         yseq = torch.tensor([self.asr_model.sos, *token_ids, self.asr_model.eos])
         return text, tokens, token_ids, Hypothesis(yseq=yseq, score=hypothesis.score, scores=dict(hypothesis.scores))
+
+
+class DynamicQuantization:
+    """torch's dynamic quantisation as ESPnet's `Speech2Text` applies it (`--quantize_*` options), checked first.
+
+    Args:
+        modules: names of `torch.nn` module classes to quantise (e.g. "Linear", "LSTM").
+        dtype: "qint8" or "float16".
+        device: where the model decodes; the quantised modules run on CPU only.
+
+    Raises:
+        ValueError: an unknown module name or dtype, or a device other than CPU.
+    """
+
+    def __init__(self, modules: Sequence[str], dtype: str, device: str) -> None:
+        if device != "cpu":
+            raise ValueError(
+                f"dynamic quantisation (--quantize_asr_model / --quantize_lm) runs on CPU only; decode with "
+                f"--ngpu 0, or without quantisation on {device!r}"
+            )
+        unknown = [name for name in modules if not isinstance(getattr(torch.nn, name, None), type)]
+        if unknown:
+            raise ValueError(f"--quantize_modules {' '.join(unknown)}: not a module class of torch.nn (e.g. Linear)")
+        if dtype not in QUANTIZE_DTYPES:
+            raise ValueError(f"--quantize_dtype must be one of {QUANTIZE_DTYPES}, got {dtype!r}")
+        self.modules = {getattr(torch.nn, name) for name in modules}
+        self.dtype = getattr(torch, dtype)
+
+    def apply(self, model: torch.nn.Module) -> torch.nn.Module:
+        """A copy of the model with its selected modules quantised."""
+        return torch.quantization.quantize_dynamic(model, qconfig_spec=self.modules, dtype=self.dtype)
+
+
+def add_quantization_arguments(parser) -> None:
+    """ESPnet's `asr_inference` "Quantization related" options (see `Speech2TextStreaming`)."""
+    group = parser.add_argument_group("Quantization related")
+    group.add_argument("--quantize_asr_model", type=str2bool, default=False,
+                       help="Apply dynamic quantization to the ASR model (CPU)")
+    group.add_argument("--quantize_lm", type=str2bool, default=False, help="Apply dynamic quantization to the LM")
+    group.add_argument("--quantize_modules", type=str, nargs="*", default=["Linear"],
+                       help="torch.nn module classes to quantize, e.g. Linear LSTM")
+    group.add_argument("--quantize_dtype", type=str, default="qint8", choices=QUANTIZE_DTYPES,
+                       help="Dtype for dynamic quantization")
 
 
 def join(hypotheses: Sequence[ScoredHypothesis]) -> ScoredHypothesis:
@@ -321,6 +380,10 @@ def inference(
     endpoint_rules: EndpointRules,
     feature_frame_shift: float,
     second_pass: str,
+    quantize_asr_model: bool,
+    quantize_lm: bool,
+    quantize_modules: List[str],
+    quantize_dtype: str,
     **block_search_options: Any,
 ) -> None:
     """Decode every utterance of the data as a stream and write ESPnet's `<n>best_recog` files."""
@@ -351,6 +414,10 @@ def inference(
         endpoint_rules=endpoint_rules,
         feature_frame_shift=feature_frame_shift,
         second_pass=second_pass,
+        quantize_asr_model=quantize_asr_model,
+        quantize_lm=quantize_lm,
+        quantize_modules=quantize_modules,
+        quantize_dtype=quantize_dtype,
     )
     for path, _, data_type in data_path_and_name_and_type:
         if data_type == "sound":
@@ -388,6 +455,7 @@ def get_parser():
     parser.description = "Streaming ASR decoding of models with a causal encoder (CTC prefix search, then a second pass)"
     add_endpoint_arguments(parser, UTTERANCE_ENDPOINT_RULES)
     add_second_pass_argument(parser)
+    add_quantization_arguments(parser)
     return parser
 
 

@@ -22,6 +22,7 @@ from espnet2.utils.types import str_or_none
 from espnet_samba.bin.asr_inference_streaming import (
     Speech2TextStreaming,
     add_endpoint_arguments,
+    add_quantization_arguments,
     add_second_pass_argument,
     endpoint_rules_from_options,
 )
@@ -120,6 +121,7 @@ def add_recogniser_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--penalty", type=float, default=0.0)
     add_second_pass_argument(parser)
     add_endpoint_arguments(parser, EndpointRules())
+    add_quantization_arguments(parser)
 
 
 def recogniser_from_options(options: Dict[str, Any]) -> Speech2TextStreaming:
@@ -127,7 +129,8 @@ def recogniser_from_options(options: Dict[str, Any]) -> Speech2TextStreaming:
     endpoint_rules = endpoint_rules_from_options(options)
     device = "cuda" if options.pop("ngpu") >= 1 else "cpu"
     names = ("dtype", "asr_train_config", "asr_model_file", "lm_train_config", "lm_file", "token_type", "bpemodel",
-             "fbank_conf", "fs", "beam_size", "ctc_weight", "lm_weight", "penalty", "second_pass")
+             "fbank_conf", "fs", "beam_size", "ctc_weight", "lm_weight", "penalty", "second_pass",
+             "quantize_asr_model", "quantize_lm", "quantize_modules", "quantize_dtype")
     return Speech2TextStreaming(**{name: options.pop(name) for name in names}, device=device,
                                 endpoint_rules=endpoint_rules)
 
