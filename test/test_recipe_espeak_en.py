@@ -65,7 +65,7 @@ CI_OPTIONS = (
 
 
 def run_ci_recipe(recipe: Path, first: int, last: int, *options: str, env: Optional[Dict[str, str]] = None,
-                  timeout: int = 600) -> subprocess.CompletedProcess:
+                  timeout: int = 900) -> subprocess.CompletedProcess:
     """``./run.sh --stage first --stop_stage last`` with the CI options (and ``options``), output captured."""
     command = ["./run.sh", "--stage", str(first), "--stop_stage", str(last), *CI_OPTIONS, *options]
     return subprocess.run(command, cwd=recipe, capture_output=True, text=True, timeout=timeout,
@@ -136,6 +136,7 @@ def test_ci_config_builds(tmp_path):
 
 LM_EXP = "exp/lm_train_lm_ci_en_char"
 ASR_EXP = "exp/asr_train_asr_samba_ci_fbank_en_char"
+DDP_TAG = "ddp_2nodes"
 SUBMITTED = re.compile(r"slurm\.pl: submitted Slurm job \d+ \((\d+) task\(s\)\), logs: (\S+)")
 
 
@@ -175,9 +176,9 @@ def slurm_run(local_run, slurm_cluster, tmp_path_factory) -> SimpleNamespace:
     """The CI run again with cmd_backend=slurm, and at each kind of job a failure, then the stage run again.
 
     Stage 1 (local/data.sh, no jobs) and the LM (stages 6-8) are the run.pl run's, copied; every other stage
-    submits its jobs to the cluster: 3-5 and 10 (several jobs each), 11 (the training job: cancelled with scancel
-    once it runs, then run again), 12 (decoding jobs: one run exits non-zero, one loses its node, set DOWN while
-    they run; then 12 and 13 again).
+    submits its jobs to the cluster: 3-5 and 10 (several jobs each); 11 (the training job: cancelled with scancel
+    once it runs, then run again; and a DDP training on both nodes, --num_nodes 2, into another experiment);
+    12 (decoding jobs: one run exits non-zero, one loses its node, set DOWN while they run; then 12 and 13 again).
     """
     local_recipe, local_result = local_run
     assert local_result.returncode == 0, "the run.pl run failed: see test_recipe_runs_stages_1_to_13"
@@ -201,6 +202,7 @@ def slurm_run(local_run, slurm_cluster, tmp_path_factory) -> SimpleNamespace:
     steps.statistics = run_ci_recipe(recipe, 10, 10, env=env)
     steps.cancelled = interrupted_stage(recipe, 11, f"{ASR_EXP}/train.log", cancel, env)
     steps.training = run_ci_recipe(recipe, 11, 11, env=env)
+    steps.two_node_training = run_ci_recipe(recipe, 11, 11, "--num_nodes", "2", "--asr_tag", DDP_TAG, env=env)
     steps.failing = run_ci_recipe(recipe, 12, 12, "--inference_args", "--no_such_option 1", env=env)
     try:
         steps.node_down = interrupted_stage(recipe, 12, "asr_inference", set_node_down, env)
@@ -259,3 +261,15 @@ def test_slurm_job_cancelled_stops_asr_sh_and_the_stage_reruns(slurm_run):
 def test_slurm_node_down_stops_asr_sh_and_the_stage_reruns(slurm_run):
     assert_stopped(slurm_run.node_down, "12", "logdir/asr_inference.1.log", "NODE_FAIL")
     assert slurm_run.decoding.returncode == 0
+
+
+@pytest.mark.slow
+@needs_tools
+def test_slurm_two_node_ddp_training_through_asr_sh(slurm_run):
+    result = slurm_run.two_node_training
+    assert result.returncode == 0, output_of(result)[-5000:]
+    train_log = (slurm_run.recipe / f"exp/asr_{DDP_TAG}/train.log").read_text()
+    for option in ("srun --export=ALL", "--dist_launcher slurm", "--dist_backend gloo"):
+        assert option in train_log, option
+    assert re.search(r"\[\S+:0/2\]", train_log), "rank 0 of a world of 2 must log"
+    assert (slurm_run.recipe / f"exp/asr_{DDP_TAG}/1epoch.pth").exists()
