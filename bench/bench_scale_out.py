@@ -35,10 +35,12 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-import soundfile
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))
+from test_decoder_training import corpus_args, write_tiny_corpus  # noqa: E402 (the tests' corpus helpers)
+
 DEMO_CONFIG = REPO / "egs2" / "espeak_en" / "asr1" / "conf" / "train_asr_samba.yaml"
 UTILS = REPO / "egs2" / "TEMPLATE" / "asr1" / "utils"
 SLURM_CLUSTER = REPO / "tools" / "slurm_cluster.sh"
@@ -49,34 +51,16 @@ TOKENS = ["<blank>", "<unk>", "<space>", *LETTERS, "<sos/eos>"]
 
 
 def write_corpus(directory: Path, utterances: int, seconds: float, rng: np.random.Generator) -> None:
-    """A Kaldi-style data dir of noisy tones with random 4-word texts, and the shape files ESPnet's sampler reads."""
-    directory.mkdir(parents=True)
-    samples = int(seconds * SAMPLE_RATE)
-    files: Dict[str, List[str]] = {"wav.scp": [], "text": [], "speech_shape": [], "text_shape": []}
-    for index in range(utterances):
-        utt = f"utt{index:04d}"
-        wave = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 800) * np.arange(samples) / SAMPLE_RATE)
-        soundfile.write(directory / f"{utt}.wav", (wave + 0.05 * rng.standard_normal(samples)).astype(np.float32),
-                        SAMPLE_RATE)
-        text = " ".join("".join(rng.choice(list(LETTERS), size=5)) for _ in range(4))
-        files["wav.scp"].append(f"{utt} {directory / utt}.wav")
-        files["text"].append(f"{utt} {text}")
-        files["speech_shape"].append(f"{utt} {samples}")
-        files["text_shape"].append(f"{utt} {len(text)}")
-    for name, lines in files.items():
-        (directory / name).write_text("\n".join(lines) + "\n")
+    """`utterances` noisy tones of `seconds` with random 4-word texts (the tests' tiny-corpus writer)."""
+    texts = {f"utt{index:04d}": " ".join("".join(rng.choice(list(LETTERS), size=5)) for _ in range(4))
+             for index in range(utterances)}
+    write_tiny_corpus(directory, texts, rng, num_samples=int(seconds * SAMPLE_RATE))
 
 
 def training_args(corpus: Path, output_dir: Path, epochs: int, batch_size: int) -> List[str]:
-    args = ["--config", str(DEMO_CONFIG), "--token_type", "char", "--token_list", str(corpus / "tokens.txt")]
-    for split in ("train", "valid"):
-        args += [
-            f"--{split}_data_path_and_name_and_type", f"{corpus / split}/wav.scp,speech,sound",
-            f"--{split}_data_path_and_name_and_type", f"{corpus / split}/text,text,text",
-            f"--{split}_shape_file", f"{corpus / split}/speech_shape",
-            f"--{split}_shape_file", f"{corpus / split}/text_shape",
-        ]
-    return args + [
+    return [
+        "--config", str(DEMO_CONFIG), "--token_type", "char", "--token_list", str(corpus / "tokens.txt"),
+        *corpus_args(corpus),
         "--frontend_conf", "n_mels=40", "--frontend_conf", "n_fft=400", "--frontend_conf", "hop_length=160",
         "--batch_type", "sorted", "--batch_size", str(batch_size), "--max_epoch", str(epochs),
         "--keep_nbest_models", "1", "--use_matplotlib", "false", "--output_dir", str(output_dir),

@@ -59,6 +59,19 @@ def write_tiny_corpus(
         (directory / name).write_text("\n".join(lines) + "\n")
 
 
+def corpus_args(root: Path) -> List[str]:
+    """asr_train's data options for the train/ and valid/ dirs that write_tiny_corpus wrote below root."""
+    args: List[str] = []
+    for split in ("train", "valid"):
+        args += [
+            f"--{split}_data_path_and_name_and_type", f"{root / split}/wav.scp,speech,sound",
+            f"--{split}_data_path_and_name_and_type", f"{root / split}/text,text,text",
+            f"--{split}_shape_file", f"{root / split}/speech_shape",
+            f"--{split}_shape_file", f"{root / split}/text_shape",
+        ]
+    return args
+
+
 def run_espnet(module: str, args: List[str], cwd: Path) -> None:
     """`python -m <module> args` in a fresh interpreter: registration must happen on its own (autoregister)."""
     result = subprocess.run(
@@ -93,14 +106,7 @@ def test_asr_train_and_inference_with_the_mamba_decoder(tmp_path, encoder, cross
     write_tiny_corpus(tmp_path / "train", dict(list(sentences.items())[:6]), rng)
     write_tiny_corpus(tmp_path / "valid", dict(list(sentences.items())[6:]), rng)
     (tmp_path / "tokens.txt").write_text("\n".join(TOKENS) + "\n")
-    data_args = []
-    for split in ("train", "valid"):
-        data_args += [
-            f"--{split}_data_path_and_name_and_type", f"{split}/wav.scp,speech,sound",
-            f"--{split}_data_path_and_name_and_type", f"{split}/text,text,text",
-            f"--{split}_shape_file", f"{split}/speech_shape",
-            f"--{split}_shape_file", f"{split}/text_shape",
-        ]
+    data_args = corpus_args(Path("."))
     cpu_test_settings = [
         *TINY_ENCODERS[encoder], "--frontend_conf", "n_mels=40",
         "--ngpu", "0", "--use_amp", "false", "--num_workers", "0", "--accum_grad", "1",

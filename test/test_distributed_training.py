@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_decoder_training import TOKENS, WORDS, write_tiny_corpus
+from test_decoder_training import TOKENS, WORDS, corpus_args, write_tiny_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -47,15 +47,9 @@ TOLERANCE = 1e-4
 
 def training_args(corpus: Path, output_dir: str) -> List[str]:
     """asr_train's options: the demo recipe's CI model, deterministic, SGD, batches of 4 (2 per process)."""
-    args = ["--config", str(CI_CONFIG), "--token_type", "char", "--token_list", str(corpus / "tokens.txt")]
-    for split in ("train", "valid"):
-        args += [
-            f"--{split}_data_path_and_name_and_type", f"{corpus / split}/wav.scp,speech,sound",
-            f"--{split}_data_path_and_name_and_type", f"{corpus / split}/text,text,text",
-            f"--{split}_shape_file", f"{corpus / split}/speech_shape",
-            f"--{split}_shape_file", f"{corpus / split}/text_shape",
-        ]
-    return args + [
+    return [
+        "--config", str(CI_CONFIG), "--token_type", "char", "--token_list", str(corpus / "tokens.txt"),
+        *corpus_args(corpus),
         "--decoder_conf", "positional_dropout_rate=0.0", "--optim", "sgd", "--optim_conf", "lr=0.5",
         "--batch_type", "sorted", "--batch_size", str(BATCH_SIZE), "--max_epoch", str(MAX_EPOCH),
         "--num_workers", "0", "--use_amp", "false", "--use_matplotlib", "false", "--output_dir", output_dir,
@@ -66,10 +60,22 @@ def environment() -> Dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
 
 
-def run(command: List[str], cwd: Path, env: Dict[str, str]) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{(result.stdout + result.stderr)[-5000:]}"
-    return result.stdout + result.stderr
+# Seen once in about 20 torchrun runs: after "The training was finished", a rank aborts while its interpreter
+# exits (ESPnet never destroys the process group), and torchrun reports the run failed.
+ABORT_AT_EXIT = "terminate called without an active exception"
+
+
+def run(command: List[str], cwd: Path, env: Dict[str, str], attempts: int = 1) -> str:
+    """Run command and return its output; a run that failed only by aborting at exit (ABORT_AT_EXIT after the
+    training finished) is tried up to `attempts` times."""
+    for attempt in range(1, attempts + 1):
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+        output = result.stdout + result.stderr
+        if result.returncode == 0:
+            return output
+        if not ("The training was finished" in output and ABORT_AT_EXIT in output) or attempt == attempts:
+            raise AssertionError(f"{' '.join(command[:4])} failed (attempt {attempt}):\n{output[-5000:]}")
+    raise AssertionError(f"attempts must be positive, got {attempts}")
 
 
 def final_model(exp: Path) -> Dict[str, torch.Tensor]:
@@ -115,7 +121,7 @@ def test_torchrun_two_cpu_processes_equal_one_process(corpus, one_process_model)
         [str(VENV_BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
          "--master_port", str(free_port()), "-m", "espnet2.bin.asr_train", *training_args(corpus, "exp_torchrun"),
          "--ngpu", "0", "--multiprocessing_distributed", "false", "--dist_backend", "gloo"],
-        corpus, environment(),
+        corpus, environment(), attempts=2,
     )
     assert re.search(r"\[\S+:0/2\]", output), "rank 0 of a world of 2 must log"
     assert max_difference(final_model(corpus / "exp_torchrun"), one_process_model) < TOLERANCE

@@ -15,6 +15,8 @@ import yaml
 
 from espnet2.tasks.asr import ASRTask
 
+from test_decoder_training import corpus_args
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CONFORMER_CONFIGS = {
@@ -106,14 +108,7 @@ def test_conformer_config_trains_and_decodes_with_mamba_encoder(tmp_path):
     write_tiny_corpus(tmp_path / "valid", dict(list(sentences.items())[6:]), rng)
     (tmp_path / "tokens.txt").write_text("\n".join(["<blank>", "<unk>", "<space>", "A", "B", "C", "<sos/eos>"]) + "\n")
 
-    data_args = []
-    for split in ("train", "valid"):
-        data_args += [
-            f"--{split}_data_path_and_name_and_type", f"{split}/wav.scp,speech,sound",
-            f"--{split}_data_path_and_name_and_type", f"{split}/text,text,text",
-            f"--{split}_shape_file", f"{split}/speech_shape",
-            f"--{split}_shape_file", f"{split}/text_shape",
-        ]
+    data_args = corpus_args(Path("."))
     shrink_to_cpu_test_size = [
         "--encoder_conf", "output_size=16", "--encoder_conf", "num_blocks=2", "--encoder_conf", "linear_units=32",
         "--encoder_conf", "d_state=4",
