@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "tensor_checks.h"
 #include "vector_math.h"
 
 namespace samba {
@@ -78,12 +79,6 @@ void ctc_prefix_kernel(const T* r_start, const T* phi, const T* x_token, const T
   });
 }
 
-void check_ctc_tensor(const at::Tensor& tensor, const char* name, at::IntArrayRef shape, at::ScalarType dtype) {
-  TORCH_CHECK(tensor.sizes() == shape, name, " must have shape ", shape, ", got ", tensor.sizes());
-  TORCH_CHECK(tensor.scalar_type() == dtype, name, " must be ", dtype, ", got ", tensor.scalar_type());
-  TORCH_CHECK(tensor.device().is_cpu() && tensor.is_contiguous(), name, " must be a contiguous CPU tensor");
-}
-
 }  // namespace
 
 std::vector<at::Tensor> ctc_prefix_forward(const at::Tensor& r_start, const at::Tensor& phi,
@@ -92,10 +87,10 @@ std::vector<at::Tensor> ctc_prefix_forward(const at::Tensor& r_start, const at::
   const int64_t frames = phi.size(0), hyps = phi.size(1), candidates = phi.size(2);
   const auto dtype = phi.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "phi must be float32 or float64, got ", dtype);
-  check_ctc_tensor(phi, "phi", {frames, hyps, candidates}, dtype);
-  check_ctc_tensor(r_start, "r_start", {2, hyps, candidates}, dtype);
-  check_ctc_tensor(x_token, "x_token", {frames, hyps, candidates}, dtype);
-  check_ctc_tensor(x_blank, "x_blank", {frames, hyps}, dtype);
+  check_dense(phi, "phi", {frames, hyps, candidates}, dtype);
+  check_dense(r_start, "r_start", {2, hyps, candidates}, dtype);
+  check_dense(x_token, "x_token", {frames, hyps, candidates}, dtype);
+  check_dense(x_blank, "x_blank", {frames, hyps}, dtype);
   auto r = at::empty({frames, 2, hyps, candidates}, phi.options());
   auto psi = at::empty({hyps, candidates}, phi.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "ctc_prefix_forward", [&] {

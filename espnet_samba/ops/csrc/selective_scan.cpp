@@ -19,6 +19,7 @@
 #include <optional>
 #include <vector>
 
+#include "tensor_checks.h"
 #include "vector_math.h"
 
 namespace samba {
@@ -414,14 +415,6 @@ void check_sequence(const at::Tensor& tensor, const char* name, int64_t batch, i
   TORCH_CHECK(tensor.scalar_type() == dtype, name, " must be ", dtype, ", got ", tensor.scalar_type());
   TORCH_CHECK(width <= 1 || tensor.stride(2) == 1, name, " must have unit stride along its last dimension");
   TORCH_CHECK(!tensor.is_cuda(), name, " must be a CPU tensor");
-}
-
-void check_dense(const std::optional<at::Tensor>& tensor, const char* name, at::IntArrayRef shape,
-                 at::ScalarType dtype) {
-  if (!tensor.has_value()) return;
-  TORCH_CHECK(tensor->sizes() == shape, name, " must be ", shape, ", got ", tensor->sizes());
-  TORCH_CHECK(tensor->scalar_type() == dtype, name, " must be ", dtype, ", got ", tensor->scalar_type());
-  TORCH_CHECK(tensor->is_contiguous(), name, " must be contiguous");
 }
 
 template <typename T>
