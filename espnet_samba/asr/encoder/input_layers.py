@@ -97,13 +97,11 @@ def build_input_layer(
         if channels < 1:
             raise ValueError(f"subsampling_channels must be at least 1, got {channels}")
         module = module_class(input_size, channels, dropout_rate, nn.Dropout(dropout_rate))
-        if channels != output_size:  # ESPnet's output Linear: out[0], or out itself in Conv2dSubsampling8
-            projection = module.out[0] if isinstance(module.out, nn.Sequential) else module.out
-            resized = nn.Linear(projection.in_features, output_size)
-            if isinstance(module.out, nn.Sequential):
-                module.out[0] = resized
-            else:
-                module.out = resized
+        # ESPnet's output Linear maps the channels to output_size: out[0], or out itself in Conv2dSubsampling8
+        if channels != output_size and isinstance(module.out, nn.Sequential):
+            module.out[0] = nn.Linear(module.out[0].in_features, output_size)
+        elif channels != output_size:
+            module.out = nn.Linear(module.out.in_features, output_size)
         return module
     if input_layer == "linear":
         return nn.Sequential(
