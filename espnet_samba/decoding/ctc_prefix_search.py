@@ -89,10 +89,10 @@ class CTCPrefixBeamSearch:
             self._step_frame(frame)
 
     def _step_frame(self, frame: torch.Tensor) -> None:
-        candidates = frame.topk(min(self.token_beam, frame.numel())).indices.tolist()
-        if self.blank not in candidates:
-            candidates.append(self.blank)
-        scores = frame.tolist()
+        top = frame.topk(min(self.token_beam, frame.numel()))
+        scores = dict(zip(top.indices.tolist(), top.values.tolist()))  # only these: all V to a list costs more
+        if self.blank not in scores:
+            scores[self.blank] = frame[self.blank].item()
         next_beam: Dict[Tuple[int, ...], List[float]] = {}
 
         def add(tokens: Tuple[int, ...], blank_ending: bool, log_p: float) -> None:
@@ -103,15 +103,15 @@ class CTCPrefixBeamSearch:
 
         for prefix in self.beam:
             last = prefix.tokens[-1] if prefix.tokens else None
-            for token in candidates:
-                log_p = scores[token]
+            log_prob = prefix.log_prob
+            for token, log_p in scores.items():
                 if token == self.blank:
-                    add(prefix.tokens, True, prefix.log_prob + log_p)
+                    add(prefix.tokens, True, log_prob + log_p)
                 elif token == last:
                     add(prefix.tokens, False, prefix.log_token + log_p)  # the repeat collapses
                     add(prefix.tokens + (token,), False, prefix.log_blank + log_p)  # a blank separated it
                 else:
-                    add(prefix.tokens + (token,), False, prefix.log_prob + log_p)
+                    add(prefix.tokens + (token,), False, log_prob + log_p)
         beam = [CTCPrefix(tokens, blank, token) for tokens, (blank, token) in next_beam.items()]
         beam.sort(key=lambda prefix: prefix.log_prob, reverse=True)
         self.beam = beam[: self.beam_size]
