@@ -1,6 +1,6 @@
 """Readable reference implementations of every op: the definition that the fast paths are tested against.
 
-They follow the equations of the Mamba paper one time step at a time and compute in float64 when an input
+They follow the equations of the Mamba and Mamba-2 papers one time step at a time and compute in float64 when an input
 is float64, in float32 otherwise (bf16/fp16 included). They are slow by design (a Python loop over time): never
 use them outside tests.
 """
@@ -154,3 +154,43 @@ def causal_conv1d_update_reference(
     if activation == "silu":
         out = F.silu(out)
     return out.to(x.dtype)
+
+
+def ssd_scan_reference(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor] = None,
+    initial_state: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mamba-2's SSD recurrence, one frame at a time: per head h, `h_t = exp(Δ_t A_h) h_{t-1} + Δ_t x_t B_t^T`,
+    `y_t = h_t C_t + D x_t`, head h reading group h // (H / G) of B and C.
+
+    Args:
+        x: (b, L, H, P). dt: Δ, biased and positive (b, L, H). A: (H,). B, C: (b, L, G, N). D: (H,) or (H, P).
+        initial_state: h_0 (b, H, P, N); None: zeros.
+
+    Returns:
+        y (b, L, H, P) in the dtype of `x`, and h_L (b, H, P, N) in the compute dtype.
+    """
+    dtype = compute_dtype(x, dt, A, B, C, D, initial_state)
+    batch, length, nheads, headdim = x.shape
+    heads_per_group = nheads // B.shape[2]
+    input_dtype = x.dtype
+    x, dt, A = x.to(dtype), dt.to(dtype), A.to(dtype)
+    B = B.to(dtype).repeat_interleave(heads_per_group, dim=2)  # (b, L, H, N)
+    C = C.to(dtype).repeat_interleave(heads_per_group, dim=2)
+    state = (
+        x.new_zeros(batch, nheads, headdim, B.shape[-1]) if initial_state is None else initial_state.to(dtype)
+    )
+    outputs = []
+    for t in range(length):
+        decay = torch.exp(dt[:, t] * A)[:, :, None, None]
+        state = decay * state + torch.einsum("bh,bhp,bhn->bhpn", dt[:, t], x[:, t], B[:, t])
+        outputs.append(torch.einsum("bhpn,bhn->bhp", state, C[:, t]))
+    y = torch.stack(outputs, dim=1)
+    if D is not None:
+        y = y + x * D.to(dtype).view(nheads, -1)
+    return y.to(input_dtype), state
