@@ -18,7 +18,6 @@ from espnet_samba.asr.encoder.mamba_encoder import MambaEncoder
 from espnet_samba.asr.encoder.speech_mamba_encoder import SpeechMambaEncoder
 from espnet_samba.asr.encoder.stream_state import EncoderStreamState
 from espnet_samba.modules.mamba_mixer import MambaMixer, MambaState
-from espnet_samba.ops import load_cuda_kernels
 
 FEATS = 20
 FRAMES = 211
@@ -224,12 +223,18 @@ def test_encoders_that_need_future_frames_are_refused(encoder_class, options, me
         encoder.forward_chunk(torch.randn(1, 8, FEATS), state)
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not load_cuda_kernels().available, reason="mixer_type mamba2 is built only with CUDA kernels")
-def test_mamba2_mixers_are_refused():
-    encoder = MambaEncoder(FEATS, output_size=64, num_blocks=1, mixer_type="mamba2").cuda()
-    with pytest.raises(ValueError, match="mixer_type 'mamba2' has no chunk form"):
-        encoder.init_stream_state(1)
+@pytest.mark.parametrize("ffn_type", ["none", "macaron"])
+def test_an_encoder_of_mamba2_mixers_streams_exactly(ffn_type):
+    encoder = random_causal_encoder(
+        11, output_size=32, mixer_type="mamba2", ffn_type=ffn_type, linear_units=32 if ffn_type != "none" else None
+    )
+    xs = torch.randn(2, FRAMES, FEATS, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        expected, olens, _ = encoder(xs, torch.tensor([FRAMES, FRAMES]))
+        for sizes in (fixed_chunks(FRAMES, 1), fixed_chunks(FRAMES, 64), random_chunks(FRAMES, seed=11)):
+            actual, state = stream(encoder, xs, sizes)
+            assert actual.size(1) == state.offset == olens[0]
+            assert max_difference(actual, expected) <= STREAM_TOLERANCE, sizes
 
 
 def random_mixer_input(batch: int, length: int, seed: int) -> torch.Tensor:

@@ -50,7 +50,7 @@ class BidirectionalMambaBlock(nn.Module):
         d_state, d_conv, expand: sizes of each direction's mixer (see `MambaMixer`).
         dropout_rate: dropout on the merged mixer output.
         norm_type: "layer_norm" or "rms_norm".
-        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (CUDA kernels only), for both directions.
+        mixer_type: "mamba" (Mamba-1) or "mamba2" (Mamba-2), for both directions.
     """
 
     def __init__(

@@ -14,7 +14,7 @@ MIXERS = {"mamba": MambaMixer, "mamba2": Mamba2Mixer}
 
 
 def build_mixer(mixer_type: str, d_model: int, d_state: int, d_conv: int, expand: int) -> nn.Module:
-    """The token mixer called `mixer_type`: "mamba" (CPU and CUDA) or "mamba2" (CUDA kernels only)."""
+    """The token mixer called `mixer_type`: "mamba" (`MambaMixer`) or "mamba2" (`Mamba2Mixer`)."""
     if mixer_type not in MIXERS:
         raise ValueError(f"mixer_type must be one of {sorted(MIXERS)}, got {mixer_type!r}")
     return MIXERS[mixer_type](d_model, d_state=d_state, d_conv=d_conv, expand=expand)
@@ -28,7 +28,7 @@ class MambaBlock(nn.Module):
         d_state, d_conv, expand: the mixer's sizes (see `MambaMixer`).
         dropout_rate: dropout on the mixer output.
         norm_type: "layer_norm" or "rms_norm".
-        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
+        mixer_type: "mamba" (Mamba-1) or "mamba2" (mamba-ssm's Mamba-2), both on CPU and CUDA.
     """
 
     def __init__(

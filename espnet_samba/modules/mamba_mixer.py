@@ -25,6 +25,26 @@ class MambaState:
     ssm_state: torch.Tensor
 
 
+def last_conv_inputs(conv_input: torch.Tensor, lengths: Optional[torch.Tensor], width: int) -> torch.Tensor:
+    """The `width` convolution inputs ending at each sequence's last valid frame, zero-filled before t = 0: the
+    conv_state after the sequence.
+
+    Args:
+        conv_input: (B, D, L). lengths: (B,) or None (all of length L). width: the convolution's width W.
+
+    Returns:
+        (B, D, W), oldest first.
+    """
+    batch, dim, length = conv_input.shape
+    padded = F.pad(conv_input, (width, 0))
+    ends = (
+        torch.full((batch,), length, device=conv_input.device)
+        if lengths is None else lengths.to(conv_input.device)
+    )
+    positions = ends[:, None] + torch.arange(width, device=conv_input.device)[None, :]  # (B, W)
+    return padded.gather(2, positions[:, None, :].expand(-1, dim, -1))
+
+
 class MambaMixer(nn.Module):
     """Selective state-space mixer (Gu & Dao, 2023), the token mixer of a Mamba block.
 
@@ -189,27 +209,9 @@ class MambaMixer(nn.Module):
         if not return_final_state:
             return self.out_proj(scanned.transpose(1, 2))
         y, ssm_state = scanned
-        conv_state = self._last_conv_inputs(conv_input, lengths)
+        conv_state = last_conv_inputs(conv_input, lengths, self.d_conv)
         ssm_dtype = torch.promote_types(conv_state.dtype, torch.float32)
         return self.out_proj(y.transpose(1, 2)), MambaState(conv_state, ssm_state.to(ssm_dtype))
-
-    def _last_conv_inputs(self, conv_input: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
-        """The `d_conv` inputs ending at each sequence's last valid frame, zero-filled before t = 0.
-
-        Args:
-            conv_input: (B, d_inner, L). lengths: (B,) or None (all of length L).
-
-        Returns:
-            (B, d_inner, d_conv).
-        """
-        batch, _, length = conv_input.shape
-        padded = F.pad(conv_input, (self.d_conv, 0))
-        ends = (
-            torch.full((batch,), length, device=conv_input.device)
-            if lengths is None else lengths.to(conv_input.device)
-        )
-        positions = ends[:, None] + torch.arange(self.d_conv, device=conv_input.device)[None, :]  # (B, d_conv)
-        return padded.gather(2, positions[:, None, :].expand(-1, self.d_inner, -1))
 
     def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:
         """Advance every sequence by one frame, updating `state` in place.

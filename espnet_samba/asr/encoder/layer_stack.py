@@ -113,7 +113,7 @@ class LayerStackEncoder(AbsEncoder):
                 raise ValueError(
                     f"this encoder cannot run chunk by chunk: in layer {layer_idx} ({type(layer).__name__}), "
                     f"{layer.streaming_obstacle}. Streaming needs a causal encoder: encoder: mamba with "
-                    "bidirectional: false and mixer_type: mamba (or speech_mamba with num_attention_blocks: 0)"
+                    "bidirectional: false (or speech_mamba with num_attention_blocks: 0)"
                 )
 
     def init_stream_state(self, batch_size: int) -> EncoderStreamState:

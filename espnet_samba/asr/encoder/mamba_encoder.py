@@ -51,7 +51,7 @@ class MambaEncoder(LayerStackEncoder):
         ffn_type: "none" (Mamba blocks only), "linear" (Mamba then feed-forward) or "macaron" (half feed-forwards
             on both sides, as in the Conformer).
         linear_units: feed-forward hidden size; only with ffn_type linear or macaron, default 4 * output_size.
-        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
+        mixer_type: "mamba" (Mamba-1) or "mamba2" (mamba-ssm's Mamba-2), both on CPU and CUDA.
         padding_idx: padding id for input_layer "embed".
         subsampling_channels: channels of a conv input_layer's Conv2d layers (default output_size, ESPnet's
             layer); fewer make the front end much cheaper (see `build_input_layer`).

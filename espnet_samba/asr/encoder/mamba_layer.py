@@ -9,7 +9,7 @@ import torch.nn as nn
 from espnet_samba.modules.bidirectional import BidirectionalMambaBlock
 from espnet_samba.modules.feed_forward import FeedForwardBlock
 from espnet_samba.modules.mamba_block import MambaBlock
-from espnet_samba.modules.mamba_mixer import MambaMixer, MambaState
+from espnet_samba.modules.mamba_mixer import MambaState
 
 FFN_TYPES = ("none", "linear", "macaron")
 
@@ -30,7 +30,7 @@ class MambaEncoderLayer(nn.Module):
         bidirectional: a forward and a backward mixer (`BidirectionalMambaBlock`) instead of one causal mixer.
         ffn_type: "none", "linear" or "macaron".
         linear_units: hidden size of the feed-forward blocks; required unless ffn_type is "none".
-        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
+        mixer_type: "mamba" (Mamba-1) or "mamba2" (mamba-ssm's Mamba-2), both on CPU and CUDA.
     """
 
     def __init__(
@@ -85,8 +85,6 @@ class MambaEncoderLayer(nn.Module):
         """Why this layer cannot run chunk by chunk, or None when `forward_chunk` gives its `forward` outputs."""
         if self.bidirectional:
             return "the backward mixer (bidirectional: true) reads each utterance from its end: it needs the future"
-        if not isinstance(self.mamba.mixer, MambaMixer):
-            return "mixer_type 'mamba2' has no chunk form (mamba-ssm's Mamba2 forward does not return its state)"
         return None
 
     def allocate_inference_cache(self, batch_size: int) -> MambaState:

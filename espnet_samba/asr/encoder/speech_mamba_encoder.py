@@ -46,7 +46,7 @@ class SpeechMambaEncoder(LayerStackEncoder):
         bidirectional: Mamba layers read forwards and backwards; false keeps them causal.
         norm_type: "layer_norm" or "rms_norm" for the Mamba layers' pre-norms.
         ffn_type: "none", "linear" or "macaron" feed-forwards in the Mamba layers.
-        mixer_type: "mamba" (Mamba-1, CPU and CUDA) or "mamba2" (mamba-ssm's Mamba-2, CUDA kernels only).
+        mixer_type: "mamba" (Mamba-1) or "mamba2" (mamba-ssm's Mamba-2), both on CPU and CUDA.
         padding_idx: padding id for input_layer "embed".
         subsampling_channels: channels of a conv input_layer's Conv2d layers (default output_size, ESPnet's
             layer); fewer make the front end much cheaper (see `build_input_layer`).
