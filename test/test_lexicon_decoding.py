@@ -8,6 +8,7 @@ a beam-search scorer beside `LexiconScorer` in ESPnet's own `BeamSearch`/`BatchB
 from __future__ import annotations
 
 import itertools
+import random
 from pathlib import Path
 from typing import Any, List, Sequence, Tuple
 
@@ -56,7 +57,7 @@ def test_token_tree_allows_exactly_what_the_text_oracle_allows(token_list):
             node = tree.walk_tokens(sequence)
             assert (node != DEAD) == allowed_by_oracle(symbols, WORDS, ended=False), symbols
             if node != DEAD:
-                eos_score = tree.transitions(node)[0][eos]
+                eos_score = tree.scores([node])[0, eos]
                 assert (eos_score == 0) == allowed_by_oracle(symbols, WORDS, ended=True), symbols
                 checked += 1
     assert checked > 50  # the constraint leaves real choices, not only the empty hypothesis
@@ -64,8 +65,57 @@ def test_token_tree_allows_exactly_what_the_text_oracle_allows(token_list):
 
 def test_special_symbols_are_never_allowed():
     tree = LexiconTokenTree(WORDS, BPE_TOKENS, len(BPE_TOKENS) - 1)
-    scores, _ = tree.transitions(0)
+    scores = tree.scores([0])[0]
     assert scores[0] == scores[1] == float("-inf")  # <blank>, <unk>
+
+
+def scores_by_rule(tree: LexiconTokenTree, node: int) -> torch.Tensor:
+    """The score row the obvious way: `next_node` for every token."""
+    allowed = [tree.next_node(node, token) != DEAD for token in range(len(tree.token_list))]
+    return torch.tensor([0.0 if a else float("-inf") for a in allowed])
+
+
+def random_lexicon(seed: int) -> Tuple[List[str], List[str]]:
+    """300 words over 5 letters and a BPE-like token list: every letter with and without "▁", and 60 random
+    pieces of 2-4 letters (some with "▁", some spelling no word)."""
+    generator = random.Random(seed)
+    letters = "ABCDE"
+    words = sorted({"".join(generator.choices(letters, k=generator.randint(1, 7))) for _ in range(300)})
+    pieces = {"".join(generator.choices(letters, k=generator.randint(2, 4))) for _ in range(60)}
+    tokens = ["<blank>", "<unk>", "\u2581", *letters, *("\u2581" + c for c in letters)]
+    tokens += sorted(p if generator.random() < 0.6 else "\u2581" + p for p in pieces) + ["<sos/eos>"]
+    return words, tokens
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_scores_of_every_prefix_are_the_rule_token_by_token(seed):
+    words, tokens = random_lexicon(seed)
+    tree = LexiconTokenTree(words, tokens, len(tokens) - 1)
+    letter = {t: i for i, t in enumerate(tokens)}
+    nodes = {DEAD} | {tree.walk_tokens([letter[c] for c in w[:n]]) for w in words for n in range(len(w) + 1)}
+    assert len(nodes) > 300
+    for node in nodes:
+        assert torch.equal(tree.scores([node])[0], scores_by_rule(tree, node)), node
+
+
+@pytest.mark.parametrize("cache_size", [1, 2, 3, 7])
+def test_a_bounded_cache_keeps_at_most_its_size_and_scores_the_same(cache_size):
+    words, tokens = random_lexicon(0)
+    bounded = LexiconTokenTree(words, tokens, len(tokens) - 1, cache_size=cache_size)
+    letter = {t: i for i, t in enumerate(tokens)}
+    nodes = sorted({bounded.walk_tokens([letter[c] for c in w[:n]]) for w in words for n in range(len(w) + 1)})
+    generator = random.Random(cache_size)
+    for _ in range(200):  # batches with repeats, and more distinct nodes than the cache holds
+        batch = generator.choices(nodes[:40], k=generator.randint(1, 6))
+        expected = torch.stack([scores_by_rule(bounded, node) for node in batch])
+        assert torch.equal(bounded.scores(batch, torch.float64), expected.double()), batch
+        assert bounded.cached_nodes() <= cache_size
+    assert bounded.cached_nodes() == cache_size
+
+
+def test_cache_size_must_hold_a_node():
+    with pytest.raises(ValueError, match="cache_size must be at least 1 node, not 0"):
+        LexiconTokenTree(WORDS, BPE_TOKENS, len(BPE_TOKENS) - 1, cache_size=0)
 
 
 def test_read_lexicon_takes_first_fields_once_and_skips_symbols(tmp_path):
@@ -169,6 +219,20 @@ def test_beam_search_with_lexicon_scorer_equals_search_with_text_oracle(search_c
     assert ended_by_choice
     for yseq in ended_by_choice:
         assert all(w in WORDS for w in spelt_words(yseq)), spelt_words(yseq)
+
+
+@pytest.mark.parametrize("cache_size", [1, 2])
+@pytest.mark.parametrize("search_class", [BeamSearch, BatchBeamSearch])
+def test_beam_search_with_a_tiny_cache_finds_what_the_default_cache_finds(search_class, cache_size):
+    """Nodes dropped from the cache and scored again give the same hypotheses and scores."""
+    eos = len(BPE_TOKENS) - 1
+    for seed in range(6):
+        default_tree = LexiconTokenTree(WORDS, BPE_TOKENS, eos)
+        tiny_tree = LexiconTokenTree(WORDS, BPE_TOKENS, eos, cache_size=cache_size)
+        expected = search(search_class, LexiconScorer(default_tree), seed)
+        got = search(search_class, LexiconScorer(tiny_tree), seed)
+        assert got == expected
+        assert tiny_tree.cached_nodes() == cache_size < default_tree.cached_nodes()  # it did drop nodes
 
 
 def test_the_constraint_changes_what_an_unconstrained_search_finds():

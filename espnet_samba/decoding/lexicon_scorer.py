@@ -17,7 +17,9 @@ class LexiconScorer(BatchScorerInterface):
 
     A full scorer: with ESPnet's pre-beam on the full scores (ctc_weight < 1), the CTC prefix scorer never spends
     time on a token the lexicon rules out. The state of a hypothesis is the `LexiconTokenTree` node its tokens
-    before the last one reached (an int); a call applies the last token, like an LM consumes it.
+    before the last one reached (an int); a call applies the last token, like an LM consumes it. The tree keeps
+    the score rows of its `cache_size` most recently scored nodes (`LexiconTokenTree`): memory stays bounded
+    however long the decoding.
     """
 
     def __init__(self, tree: LexiconTokenTree):
@@ -28,20 +30,19 @@ class LexiconScorer(BatchScorerInterface):
 
     def _node(self, y: torch.Tensor, state: int) -> int:
         """The node after all of `y` (L,); `y[0]` is <sos>, which spells nothing."""
-        return state if len(y) == 1 else self.tree.transitions(state)[1][int(y[-1])]
+        return state if len(y) == 1 else self.tree.next_node(state, int(y[-1]))
 
     def score(self, y: torch.Tensor, state: int, x: torch.Tensor) -> Tuple[torch.Tensor, int]:
         """Scores of the next token (V,) for the prefix `y` (L,); `x` (T, D) only sets device and dtype."""
         node = self._node(y, state)
-        return self.tree.transitions(node)[0].to(device=x.device, dtype=x.dtype), node
+        return self.tree.scores([node], x.dtype)[0].to(x.device), node
 
     def batch_score(
         self, ys: torch.Tensor, states: List[int], xs: torch.Tensor
     ) -> Tuple[torch.Tensor, List[int]]:
         """Scores of the next token (n_batch, V) for the prefixes `ys` (n_batch, L); `xs` (n_batch, T, D)."""
         nodes = [self._node(y, state) for y, state in zip(ys, states)]
-        scores = torch.stack([self.tree.transitions(node)[0] for node in nodes])
-        return scores.to(device=xs.device, dtype=xs.dtype), nodes
+        return self.tree.scores(nodes, xs.dtype).to(xs.device), nodes
 
     def select_state(self, state: Any, i: int, new_id: Optional[int] = None) -> int:
         """Hypothesis `i`'s node: `BatchBeamSearch` keeps a list per batch, `BeamSearch` one node each."""
