@@ -44,6 +44,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from process_memory import PeakRssProbe
+
 D_MODEL = 256
 SLOW_RUN_S = 20.0
 IMPLEMENTATIONS = ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref", "gemm-floor")
@@ -131,23 +133,6 @@ def projections_only(mixer: torch.nn.Module, hidden_states: torch.Tensor) -> tor
     return mixer.out_proj(z + delta)
 
 
-def _read_status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def measure_in_this_process(implementation: str, case: Case, repeats: int) -> Dict:
     """Run one case (warm-up + repeats) and return times (s) and peak memory above the set-up state (MiB)."""
     layer = build_layer(implementation, case.d_model)
@@ -171,12 +156,10 @@ def measure_in_this_process(implementation: str, case: Case, repeats: int) -> Di
                 run_layer(inputs)
         return time.perf_counter() - start
 
-    exact_peak = _reset_peak_rss()
-    baseline_kib = _read_status_kib("VmRSS") if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    memory = PeakRssProbe()
     first = run_once()
     times = [first] if first > SLOW_RUN_S else [run_once() for _ in range(repeats)]
-    peak_kib = _read_status_kib("VmHWM") if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"times": times, "peak_mib": (peak_kib - baseline_kib) / 1024, "exact_peak": exact_peak}
+    return {"times": times, "peak_mib": memory.peak_mib(), "exact_peak": memory.exact}
 
 
 MEMORY_LIMIT_GIB = 16
