@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from espnet_samba.modules.mamba_mixer import MambaState, last_conv_inputs
+from espnet_samba.modules.mamba_mixer import MambaState, conv_with_history, last_conv_inputs
 from espnet_samba.modules.normalization import GatedRMSNorm, gated_rms_norm
 from espnet_samba.ops import (
     causal_conv1d,
@@ -346,13 +346,11 @@ class Mamba2Mixer(nn.Module):
         """
         projection = self._project(hidden_states)
         new_inputs = projection.xBC.transpose(1, 2).to(state.conv_state.dtype)
-        conv_inputs = torch.cat([state.conv_state, new_inputs], dim=2)  # (B, conv_dim, d_conv + L)
-        # The convolution's first d_conv - 1 outputs would read zero padding before the history: dropped.
-        conv_output = causal_conv1d(
-            conv_inputs[:, :, 1:], self.mamba2.conv1d.weight[:, 0, :], self.mamba2.conv1d.bias, activation="silu"
-        )[:, :, self.d_conv - 1 :]
+        conv_output, conv_state = conv_with_history(
+            state.conv_state, new_inputs, self.mamba2.conv1d.weight[:, 0, :], self.mamba2.conv1d.bias
+        )
         out, ssm_state = self._scan_and_output(conv_output, projection, state.ssm_state, None)
-        next_state = MambaState(conv_inputs[:, :, -self.d_conv :].clone(), ssm_state.to(state.ssm_state.dtype))
+        next_state = MambaState(conv_state, ssm_state.to(state.ssm_state.dtype))
         return out, next_state
 
     def step(self, hidden_states: torch.Tensor, state: MambaState) -> torch.Tensor:

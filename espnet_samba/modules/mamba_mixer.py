@@ -25,6 +25,26 @@ class MambaState:
     ssm_state: torch.Tensor
 
 
+def conv_with_history(
+    conv_state: torch.Tensor, new_inputs: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The causal depthwise convolution (with SiLU) of a chunk that continues a sequence, and the conv_state after it.
+
+    Args:
+        conv_state: the last W inputs before the chunk (B, D, W), oldest first. new_inputs: the chunk (B, D, L).
+        weight: (D, W). bias: (D,) or None.
+
+    Returns:
+        The outputs at the chunk's frames (B, D, L), equal to those of the convolution over the whole sequence,
+        and the last W inputs after the chunk (B, D, W), a new tensor.
+    """
+    width = weight.size(1)
+    conv_inputs = torch.cat([conv_state, new_inputs], dim=2)  # (B, D, W + L)
+    # The convolution's first W - 1 outputs would read zero padding before the history: dropped.
+    outputs = causal_conv1d(conv_inputs[:, :, 1:], weight, bias, activation="silu")[:, :, width - 1 :]
+    return outputs, conv_inputs[:, :, -width:].clone()
+
+
 def last_conv_inputs(conv_input: torch.Tensor, lengths: Optional[torch.Tensor], width: int) -> torch.Tensor:
     """The `width` convolution inputs ending at each sequence's last valid frame, zero-filled before t = 0: the
     conv_state after the sequence.
@@ -254,10 +274,7 @@ class MambaMixer(nn.Module):
             (B, L, D), and the state after the chunk (new tensors of the same shapes).
         """
         x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
-        conv_inputs = torch.cat([state.conv_state, x], dim=2)  # (B, d_inner, d_conv + L)
-        # The convolution's first d_conv - 1 outputs would read zero padding before the history: dropped.
-        x = causal_conv1d(conv_inputs[:, :, 1:], self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu")
-        x = x[:, :, self.d_conv - 1 :]
+        x, conv_state = conv_with_history(state.conv_state, x, self.conv1d.weight[:, 0, :], self.conv1d.bias)
         y, ssm_state = self._scan(x, z, True, initial_state=state.ssm_state)
-        next_state = MambaState(conv_inputs[:, :, -self.d_conv :].clone(), ssm_state.to(state.ssm_state.dtype))
+        next_state = MambaState(conv_state, ssm_state.to(state.ssm_state.dtype))
         return self.out_proj(y.transpose(1, 2)), next_state
