@@ -77,9 +77,8 @@ def _write(speech2text: Speech2TextStreaming, segment: Segment, writer: LongForm
     recognizer = speech2text.recognizer
     text, tokens, token_ids, _ = speech2text.to_result(best)
     spans = token_spans(segment.log_probs, token_ids, recognizer.asr_model.blank_id)
-    shift = recognizer.frame_shift
-    words = timed_words(tokens, spans, speech2text.token_type, segment.start_frame, shift)
-    start, end = segment.start_frame * shift, segment.end_frame * shift
+    words = timed_words(tokens, spans, speech2text.token_type, segment.start_time, segment.frame_shift)
+    start, end = segment.start_time, segment.end_time
     text = text if text is not None else " ".join(word.text for word in words)
     writer.write(TimedSegment(segment_id(writer.recording_id, start, end), start, end, text, words))
 

@@ -108,10 +108,7 @@ class LiveTranscriber:
         return text if text is not None else " ".join(tokens)
 
     def _finished(self, segment: Segment) -> FinishedSegment:
-        shift = self.recognizer.frame_shift
-        return FinishedSegment(
-            segment.start_frame * shift, segment.end_frame * shift, self._text(segment.hypotheses[0].tokens)
-        )
+        return FinishedSegment(segment.start_time, segment.end_time, self._text(segment.hypotheses[0].tokens))
 
 
 def file_blocks(path: Path, sample_rate: int, block_seconds: float, realtime: bool = False) -> Iterator[np.ndarray]:

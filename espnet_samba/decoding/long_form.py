@@ -93,11 +93,14 @@ def group_words(tokens: Sequence[str], token_type: str) -> List[Tuple[str, int, 
 
 
 def timed_words(
-    tokens: Sequence[str], spans: Sequence[Tuple[int, int]], token_type: str, start_frame: int, frame_shift: float
+    tokens: Sequence[str], spans: Sequence[Tuple[int, int]], token_type: str, start_time: float, frame_shift: float
 ) -> List[TimedWord]:
-    """Words with times: from the first frame of their first token to the end of their last token's frames."""
+    """Words with times: from the first frame of their first token to the end of their last token's frames.
+
+    spans: each token's frames within the segment, whose frame 0 starts at `start_time` seconds.
+    """
     return [
-        TimedWord(text, (start_frame + spans[first][0]) * frame_shift, (start_frame + spans[stop - 1][1]) * frame_shift)
+        TimedWord(text, start_time + spans[first][0] * frame_shift, start_time + spans[stop - 1][1] * frame_shift)
         for text, first, stop in group_words(tokens, token_type)
     ]
 

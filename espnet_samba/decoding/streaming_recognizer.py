@@ -37,7 +37,10 @@ from espnet_samba.decoding.endpoint import (
     SegmentingSearch,
 )
 from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank
+from espnet_samba.decoding.speech_onset import energy_onset
 from espnet_samba.decoding.streaming_features import StreamingFeatures
+
+ONSET_LOOKBACK_FRAMES = 2  # encoder frames before the first non-silent one where the speech may already begin
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class Segment:
         end_frame: one past its last encoder frame.
         rule: the endpoint rule that ended it (see `espnet_samba.decoding.endpoint`).
         log_probs: its CTC log posteriors (end_frame - start_frame, V), for aligning the tokens to frames.
+        frame_shift: seconds between encoder frames.
+        grid_offset: seconds by which its frames lie after the stream's frame grid: a segment whose encoder was
+            restarted at its speech onset starts between two frames of the grid (see `StreamingRecognizer`).
     """
 
     hypotheses: List[ScoredHypothesis]
@@ -57,6 +63,20 @@ class Segment:
     end_frame: int
     rule: str
     log_probs: torch.Tensor
+    frame_shift: float
+    grid_offset: float = 0.0
+
+    def time_of(self, frame: float) -> float:
+        """Seconds from the start of the stream to the start of encoder frame `frame` (of the stream's count)."""
+        return frame * self.frame_shift + self.grid_offset
+
+    @property
+    def start_time(self) -> float:
+        return self.time_of(self.start_frame)
+
+    @property
+    def end_time(self) -> float:
+        return self.time_of(self.end_frame)
 
 
 def check_streamable_model(asr_model: ESPnetASRModel) -> None:
@@ -106,12 +126,14 @@ class StreamingRecognizer:
         self.rescorer = rescorer
         self.nbest = nbest
         shift = self.features.frame_shift
-        self.frame_shift = (feature_frame_shift if shift is None else shift) * asr_model.encoder.frame_stride()
+        self.feature_shift = feature_frame_shift if shift is None else shift
+        self._stride = asr_model.encoder.frame_stride()
+        self._receptive_field = asr_model.encoder.receptive_field()
+        self.frame_shift = self.feature_shift * self._stride
         search = CTCPrefixBeamSearch(beam_size, blank=asr_model.blank_id)
         self.segmenter = SegmentingSearch(search, endpoint_rules, self.frame_shift)
         self.restart_encoder = endpoint_rules.restart_encoder
-        self._onset_margin = round(endpoint_rules.onset_margin / self.frame_shift)
-        self._stride = asr_model.encoder.frame_stride()
+        self._onset_margin = round(endpoint_rules.onset_margin / self.feature_shift)
         self.reset()
 
     def reset(self) -> None:
@@ -125,6 +147,7 @@ class StreamingRecognizer:
         self._feats: Optional[torch.Tensor] = None  # with restart_encoder: the input frames since _feats_start
         self._feats_start = 0
         self._pause_start: Optional[int] = None  # with restart_encoder: where the pause after an endpoint began
+        self._grid_offset = 0  # input frames: encoder frame t (of the segmenter's count) starts at t * stride + this
 
     @torch.no_grad()
     def accept(self, chunk: torch.Tensor, is_final: bool) -> List[Segment]:
@@ -170,32 +193,53 @@ class StreamingRecognizer:
 
     def _await_onset(self, log_probs: torch.Tensor) -> Optional[torch.Tensor]:
         """In a pause after an endpoint, the run-on encoder's posteriors (T, V) of the next frames: None while all
-        are silence (they are left out); at the first that is not, the frames from `onset_margin` before it (not
-        before the pause), encoded again from a fresh state (1, T', D), and the pause is over."""
+        are silence (they are left out); at the first that is not, the frames from the speech onset on (see
+        `_speech_onset`), encoded again from a fresh state (1, T', D), and the pause is over."""
         first = self.segmenter.frames
         speech = (~self.segmenter.is_silence(log_probs)).nonzero()
         if speech.numel() == 0:
             self.segmenter.skip_to(first + log_probs.size(0))
-            self._drop_features_before(max(self._pause_start, self.segmenter.frames - self._onset_margin))
+            lookback = self.segmenter.frames - ONSET_LOOKBACK_FRAMES
+            self._drop_features_before(self._input_frame(max(self._pause_start, lookback)) - self._onset_margin)
             return None
-        start = max(self._pause_start, first + int(speech[0]) - self._onset_margin)
+        onset = self._speech_onset(first + int(speech[0]))
         self._pause_start = None
-        self.segmenter.skip_to(start)
-        return self._restart_encoder(start)
+        return self._restart_encoder(onset)
 
-    def _drop_features_before(self, frame: int) -> None:
-        first = frame * self._stride
+    def _input_frame(self, frame: int) -> int:
+        """The first input frame that encoder frame `frame` (of the segmenter's count) sees."""
+        return frame * self._stride + self._grid_offset
+
+    def _speech_onset(self, frame: int) -> int:
+        """The input frame to restart the encoder from, given the first encoder frame after the pause that is not
+        silence: `onset_margin` before the energy onset (`energy_onset`) within that frame's window and the
+        `ONSET_LOOKBACK_FRAMES` frames before it, never before the pause; that frame's first input frame where the
+        window has no onset or no frame of the pause was silent (a segment cut by max_segment_length)."""
+        pause_start = self._input_frame(self._pause_start)
+        at_grid = self._input_frame(frame)
+        if frame == self._pause_start:
+            return at_grid
+        first = max(pause_start, self._input_frame(frame - ONSET_LOOKBACK_FRAMES), self._feats_start)
+        window = self._feats[first - self._feats_start : at_grid + self._receptive_field - self._feats_start]
+        rise = energy_onset(window)
+        return at_grid if rise is None else max(pause_start, first + rise - self._onset_margin)
+
+    def _drop_features_before(self, first: int) -> None:
+        """Release the input frames before input frame `first`."""
         if first > self._feats_start:
             self._feats = self._feats[first - self._feats_start :].clone()
             self._feats_start = first
 
-    def _restart_encoder(self, frame: int) -> torch.Tensor:
-        """Encode the stream again from encoder frame `frame` on, from a fresh state; its frames so far (1, T, D).
+    def _restart_encoder(self, first: int) -> torch.Tensor:
+        """Encode the stream again from input frame `first` on, from a fresh state; its frames so far (1, T, D).
 
-        Encoder frame t of the stream covers the input frames from t * stride on, so a fresh encoder fed the
-        features from `frame * stride` on gives the frames `frame`, `frame + 1`, ... of a stream starting there.
+        The segmenter's frame grid moves with it: encoder frame t of a fresh encoder fed the input frames from
+        `first` on sees the input frames from first + t * stride on, so the segment goes on at frame
+        first // stride with the grid offset first % stride (input frames) until the next restart.
         """
-        self._drop_features_before(frame)
+        self._drop_features_before(first)
+        self._grid_offset = first % self._stride
+        self.segmenter.skip_to(first // self._stride)
         self.encoder_state = self.asr_model.encoder.init_stream_state(1)
         encoded, self.encoder_state = self.asr_model.encoder.forward_chunk(
             self._feats[None], self.encoder_state, ctc=self.asr_model.ctc
@@ -217,4 +261,7 @@ class StreamingRecognizer:
             hypotheses = [ScoredHypothesis((), 0.0, {"ctc": 0.0, "length_bonus": 0.0})]
         else:
             hypotheses = self.rescorer(endpoint.prefixes, memory)[: self.nbest]
-        return Segment(hypotheses, endpoint.start_frame, endpoint.end_frame, endpoint.rule, log_probs)
+        return Segment(
+            hypotheses, endpoint.start_frame, endpoint.end_frame, endpoint.rule, log_probs, self.frame_shift,
+            self._grid_offset * self.feature_shift,
+        )

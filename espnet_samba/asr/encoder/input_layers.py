@@ -133,6 +133,13 @@ def frame_stride(embed: nn.Module) -> int:
     return 1 if subsampling is None else subsampling.stride
 
 
+def receptive_field(embed: nn.Module) -> int:
+    """Input frames each output frame of a front end built by `build_input_layer` sees (1 for the per-frame ones):
+    output frame t sees the input frames [t * stride, t * stride + receptive_field)."""
+    subsampling = _subsampling_of(embed)
+    return 1 if subsampling is None else subsampling.receptive_field
+
+
 def subsample_in_chunks(
     embed: nn.Module, subsampling: Subsampling, xs_pad: torch.Tensor, chunk_frames: int = SUBSAMPLING_CHUNK_FRAMES
 ) -> torch.Tensor:

@@ -9,7 +9,12 @@ import torch.nn as nn
 from espnet2.asr.ctc import CTC
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
-from espnet_samba.asr.encoder.input_layers import apply_input_layer, frame_stride, stream_input_layer
+from espnet_samba.asr.encoder.input_layers import (
+    apply_input_layer,
+    frame_stride,
+    receptive_field,
+    stream_input_layer,
+)
 from espnet_samba.asr.encoder.stream_state import EncoderStreamState
 from espnet_samba.compat import LayerNorm
 
@@ -105,6 +110,10 @@ class LayerStackEncoder(AbsEncoder):
     def frame_stride(self) -> int:
         """Input frames between consecutive output frames (the front end's subsampling factor)."""
         return frame_stride(self.embed)
+
+    def receptive_field(self) -> int:
+        """Input frames the front end's output frame t sees, from input frame t * frame_stride() on."""
+        return receptive_field(self.embed)
 
     def check_streamable(self) -> None:
         """Raise a ValueError saying why this encoder cannot run chunk by chunk, if a layer cannot."""

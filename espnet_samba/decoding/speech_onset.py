@@ -1,0 +1,34 @@
+"""Where speech begins after a pause, to the input feature frame: the point a restarted encoder starts from.
+
+The CTC posteriors tell that speech has begun only on the encoder's frame grid (every `frame_stride` input frames,
+60 ms for the demo's conv2d6) and often a frame or two late. A model trained on utterances that start within
+~10 ms of their speech is sensitive to what comes before it: the demo's streaming model, given each test utterance
+with 0 / 20 / 40 / 60 / 100 ms of digital silence prepended, decoded it at 17.3 / 15.7 / 21.8 / 22.2 / 22.6 % WER
+(measured by hand in the session that wrote this module; the long-form figure it moves is bench/bench_long_form.py's).
+So the recogniser looks in the features around the first non-silent encoder frame for the rise of energy from the
+pause to the speech, and restarts the encoder there.
+
+Log filterbank features (any per-bin affine normalisation such as global_mvn) give each frame a loudness: its
+largest feature value (a tone or a fricative raises a few bins only, which a mean over bins would hide in the
+noise). The onset is the first frame whose loudness has risen `ONSET_RISE` of the way from the
+quietest frame of the window (the pause: digital silence or noise) to its loudest (the speech).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+ONSET_RISE = 0.1
+
+
+def energy_onset(feats: torch.Tensor, rise: float = ONSET_RISE) -> Optional[int]:
+    """The first frame of `feats` (T, F) whose loudness lies `rise` of the way from the window's quietest frame to
+    its loudest; None when the window is empty or flat (no onset in it)."""
+    if feats.size(0) == 0:
+        return None
+    loudness = feats.float().max(dim=1).values
+    floor, peak = loudness.min(), loudness.max()
+    if peak <= floor:
+        return None
+    return int((loudness >= floor + rise * (peak - floor)).nonzero()[0])
