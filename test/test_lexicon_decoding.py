@@ -23,7 +23,7 @@ from espnet.nets.scorer_interface import BatchScorerInterface
 
 from espnet_samba.bin import asr_inference as samba_asr_inference
 from espnet_samba.decoding import LexiconScorer, LexiconTokenTree, constrain_to_lexicon, read_lexicon
-from espnet_samba.decoding.lexicon import DEAD
+from espnet_samba.decoding.lexicon import DEAD, DEFAULT_CACHE_SIZE
 from test_asr_config_support import TINY_TRANSFORMER_ENCODER, write_asr_config
 
 WORDS = ["A", "AT", "CAT", "CATS", "TEA"]
@@ -249,8 +249,9 @@ def test_constrain_to_lexicon_keeps_the_search_settings():
             vocab_size=len(BPE_TOKENS), sos=eos, eos=eos, token_list=BPE_TOKENS, pre_beam_ratio=pre_beam_ratio,
             pre_beam_score_key="full", normalize_length=True,
         )
-        constrained = constrain_to_lexicon(original, WORDS)
+        constrained = constrain_to_lexicon(original, WORDS, cache_size=3)
         assert type(constrained) is BatchBeamSearch
+        assert constrained.full_scorers["lexicon"].tree.cache_size == 3
         assert constrained.weights == {"decoder": 0.7, "lexicon": 1.0}
         assert isinstance(constrained.full_scorers["lexicon"], LexiconScorer)
         assert constrained.full_scorers["decoder"] is original.full_scorers["decoder"]
@@ -323,6 +324,25 @@ def test_entry_point_with_lexicon_decodes_only_its_words(tiny_char_model, tmp_pa
     assert all(w in WORDS for words in constrained.values() for w in words), constrained
     assert any(w not in WORDS for words in unconstrained.values() for w in words), unconstrained
     assert asr_inference.Speech2Text.__name__ == "Speech2Text"  # ESPnet's module is left as it was
+
+
+def test_entry_point_passes_the_cache_size_to_the_lexicon(tiny_char_model, tmp_path, monkeypatch):
+    """--lexicon_cache_size reaches the tree; a cache of one node decodes what the default cache decodes."""
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("\n".join(WORDS) + "\n")
+    sizes = []
+    original_init = LexiconTokenTree.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        sizes.append(self.cache_size)
+
+    monkeypatch.setattr(LexiconTokenTree, "__init__", recording_init)
+    default = run_inference(samba_asr_inference.main, tiny_char_model, tmp_path / "default", "--lexicon", str(lexicon))
+    tiny = run_inference(samba_asr_inference.main, tiny_char_model, tmp_path / "tiny", "--lexicon", str(lexicon),
+                         "--lexicon_cache_size", "1")
+    assert tiny == default
+    assert sizes == [DEFAULT_CACHE_SIZE, 1]
 
 
 def test_entry_point_reports_a_missing_lexicon(tiny_char_model, tmp_path):

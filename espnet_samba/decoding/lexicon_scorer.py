@@ -7,7 +7,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import torch
 
 from espnet_samba.compat import BatchBeamSearch, BatchScorerInterface, BeamSearch
-from espnet_samba.decoding.lexicon import ROOT, LexiconTokenTree
+from espnet_samba.decoding.lexicon import DEFAULT_CACHE_SIZE, ROOT, LexiconTokenTree
 
 LEXICON_SCORER_NAME = "lexicon"
 
@@ -49,9 +49,12 @@ class LexiconScorer(BatchScorerInterface):
         return state[i] if isinstance(state, list) else state
 
 
-def constrain_to_lexicon(beam_search: BeamSearch, words: Sequence[str]) -> BeamSearch:
+def constrain_to_lexicon(
+    beam_search: BeamSearch, words: Sequence[str], cache_size: int = DEFAULT_CACHE_SIZE
+) -> BeamSearch:
     """A copy of `beam_search` (ESPnet's `BeamSearch` or `BatchBeamSearch`, as `Speech2Text` built it) whose
-    hypotheses spell only `words`: the same scorers, weights and settings plus a `LexiconScorer`."""
+    hypotheses spell only `words`: the same scorers, weights and settings plus a `LexiconScorer` whose tree keeps
+    the score rows of `cache_size` nodes (see `LexiconTokenTree`)."""
     if type(beam_search) not in (BeamSearch, BatchBeamSearch):
         raise ValueError(
             f"a lexicon constrains ESPnet's BeamSearch and BatchBeamSearch, not {type(beam_search).__name__} "
@@ -59,7 +62,7 @@ def constrain_to_lexicon(beam_search: BeamSearch, words: Sequence[str]) -> BeamS
         )
     if beam_search.token_list is None:
         raise ValueError("a lexicon needs the beam search's token list to spell words with")
-    scorer = LexiconScorer(LexiconTokenTree(words, beam_search.token_list, beam_search.eos))
+    scorer = LexiconScorer(LexiconTokenTree(words, beam_search.token_list, beam_search.eos, cache_size))
     constrained = type(beam_search)(
         scorers={**beam_search.scorers, LEXICON_SCORER_NAME: scorer},
         weights={**beam_search.weights, LEXICON_SCORER_NAME: 1.0},
