@@ -116,6 +116,17 @@ def per_utterance_words(options: argparse.Namespace, data_dir: Path, keys: List[
     return words
 
 
+def add_recogniser_options(parser: argparse.ArgumentParser) -> None:
+    """The model, LM, decoding settings and test set the recogniser benchmarks read (see `recogniser_arguments`)."""
+    parser.add_argument("--exp_dir", type=Path, required=True)
+    parser.add_argument("--model_name", default="valid.acc.ave.pth")
+    parser.add_argument("--lm_exp_dir", type=Path, default=None)
+    parser.add_argument("--lm_model_name", default="valid.loss.ave.pth")
+    parser.add_argument("--decode_config", type=Path, default=None)
+    parser.add_argument("--fbank_conf", type=Path, default=None)
+    parser.add_argument("--data_dir", type=Path, required=True)
+
+
 def recogniser_arguments(options: argparse.Namespace):
     exp, lm = options.exp_dir, options.lm_exp_dir
     decode = yaml.safe_load(options.decode_config.read_text()) if options.decode_config else {}
@@ -152,13 +163,7 @@ def conformer_peak(config: Path, minutes: float, threads: int) -> Dict[str, floa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--exp_dir", type=Path, required=True)
-    parser.add_argument("--model_name", default="valid.acc.ave.pth")
-    parser.add_argument("--lm_exp_dir", type=Path, default=None)
-    parser.add_argument("--lm_model_name", default="valid.loss.ave.pth")
-    parser.add_argument("--decode_config", type=Path, default=None)
-    parser.add_argument("--fbank_conf", type=Path, default=None)
-    parser.add_argument("--data_dir", type=Path, required=True)
+    add_recogniser_options(parser)
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 20, 60])
     parser.add_argument("--conformer_config", type=Path, default=Path("conf/train_asr_conformer.yaml"))
     parser.add_argument("--conformer_minutes", type=float, nargs="*", default=[1, 2, 4])

@@ -2,9 +2,8 @@
 
 The CTC posteriors tell that speech has begun only on the encoder's frame grid (every `frame_stride` input frames,
 60 ms for the demo's conv2d6) and often a frame or two late. A model trained on utterances that start within
-~10 ms of their speech is sensitive to what comes before it: the demo's streaming model, given each test utterance
-with 0 / 20 / 40 / 60 / 100 ms of digital silence prepended, decoded it at 17.3 / 15.7 / 21.8 / 22.2 / 22.6 % WER
-(measured by hand in the session that wrote this module; the long-form figure it moves is bench/bench_long_form.py's).
+~10 ms of their speech is sensitive to what comes before it (bench/bench_leading_silence.py measures its WER
+against the silence prepended; bench/RESULTS_CPU.md has the demo's figures).
 So the recogniser looks in the features around the first non-silent encoder frame for the rise of energy from the
 pause to the speech, and restarts the encoder there.
 

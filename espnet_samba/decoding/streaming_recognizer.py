@@ -222,7 +222,7 @@ class StreamingRecognizer:
         first = max(pause_start, self._input_frame(frame - ONSET_LOOKBACK_FRAMES), self._feats_start)
         window = self._feats[first - self._feats_start : at_grid + self._receptive_field - self._feats_start]
         rise = energy_onset(window)
-        return at_grid if rise is None else max(pause_start, first + rise - self._onset_margin)
+        return at_grid if rise is None else max(pause_start, self._feats_start, first + rise - self._onset_margin)
 
     def _drop_features_before(self, first: int) -> None:
         """Release the input frames before input frame `first`."""
