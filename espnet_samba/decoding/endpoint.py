@@ -17,15 +17,17 @@ next frame; the decision depends only on the frames, so it is the same for any c
 `restart_encoder` says what the recogniser does with the encoder at an endpoint: start it afresh where the next
 speech begins (the default), so that each segment is encoded as if it were an utterance of its own, or let its
 state run on over the whole stream. With the restart, the encoder first runs on through the pause, whose
-frames are left out of any segment, until a frame is not silence; the next segment then starts
-`onset_margin` seconds before that frame (never before the endpoint), from a fresh state. A model trained on
-utterances that start with the speech sees its input so: started fresh in the middle of a pause instead, the
-demo's model hallucinated a word ("AND", "WHO") at the start of most segments. The first frame the run-on
-encoder calls speech already lies at the onset (each frame sees the next ~0.1 s of input through the
-subsampling's window), and on the demo a margin of 0 s gave the lowest WER on a 5-minute recording (0.0 / 0.1
-/ 0.2 s: 21.4 / 23.9 / 24.4 %, bench/bench_long_form.py --trailing_silence 0.5 --onset_margin M). A Mamba encoder trained on utterances of seconds has never seen its state
-carried over minutes: run on, the demo's causal model decodes a one-hour recording at 3.8x the WER of the same
-utterances decoded one by one (bench/bench_long_form.py, egs2/espeak_en/asr1/RESULTS.md).
+frames are left out of any segment, until a frame is not silence; the next segment then starts from a fresh
+state at the speech onset found near that frame to the input frame (`espnet_samba.decoding.speech_onset`),
+less `onset_margin` seconds (never before the endpoint). A model trained on utterances that start with the
+speech sees its input so: started fresh in the middle of a pause instead, the demo's model hallucinated a word
+("AND", "WHO") at the start of most segments, and a start even 40 ms early costs it WER
+(bench/bench_leading_silence.py). On the demo's 5-minute recording, restarting on the encoder's 60 ms frame grid
+decoded at 1.19x the WER of the utterances decoded one by one, at the input frame's onset 1.03x, with a margin of
+10 / 20 ms 1.07x / 1.26x (bench/bench_long_form.py --minutes 5 --trailing_silence 0.5 --onset_margin M;
+bench/RESULTS_CPU.md). A Mamba encoder trained on utterances of seconds has never seen its state carried over
+minutes: run on, the demo's causal model decodes a one-hour recording at 3.8x the WER of the same utterances
+decoded one by one (bench/bench_long_form.py, egs2/espeak_en/asr1/RESULTS.md).
 """
 from __future__ import annotations
 

@@ -11,12 +11,14 @@ the current segment's encoder frames and CTC posteriors, which the second pass a
 `max_segment_length` set, none of it grows with the stream.
 
 At an endpoint the search, the segment's frames and the endpoint counters start over, and (with the rules'
-`restart_encoder`, the default) so does the encoder, where the next speech begins (see
-`espnet_samba.decoding.endpoint`): the input frames since then, kept for this, are encoded again from a fresh
-state, so each segment is encoded exactly as the offline encoder encodes the audio from the segment's first frame
-on. (Without it the encoder state runs on over the whole stream,
-beyond the utterance lengths a model was trained on; see `espnet_samba.decoding.endpoint`.) The input frames kept
-are those of the current segment, bounded like its encoder frames.
+`restart_encoder`, the default) so does the encoder, at the input frame where the next speech begins (see
+`espnet_samba.decoding.endpoint` and `espnet_samba.decoding.speech_onset`): the input frames since then, kept for
+this, are encoded again from a fresh state, so each segment is encoded exactly as the offline encoder encodes the
+audio from the segment's first input frame on. Its encoder frames then lie `Segment.grid_offset` after the
+stream's frame grid; `Segment.start_time` and `time_of` give their times. (Without the restart the encoder state
+runs on over the whole stream, beyond the utterance lengths a model was trained on; see
+`espnet_samba.decoding.endpoint`.) The input frames kept are those of the current segment, bounded like its
+encoder frames.
 """
 from __future__ import annotations
 
