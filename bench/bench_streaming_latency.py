@@ -21,7 +21,8 @@ the reference by difflib's longest matching blocks) are timed. WER: the final re
         --plot ../../../bench/streaming_latency.png
 
 Prints a markdown table (one row per chunk size) and saves the plot of latency and real-time factor against
-chunk size.
+chunk size. With --also_int8 the same utterances are decoded by the int8 model of ESPnet's `--quantize_asr_model
+true` too, chunk size by chunk size beside the float one, and a comparison table follows.
 """
 from __future__ import annotations
 
@@ -182,6 +183,15 @@ def print_table(results: List[ChunkSizeResult], threads: int) -> None:
               f"| {len(r.latencies)} | {100 * r.errors / r.reference_words:.1f} % |")
 
 
+def print_int8_comparison(float32: List[ChunkSizeResult], int8: List[ChunkSizeResult]) -> None:
+    print("\nint8 (--quantize_asr_model true) against float32, same run:\n")
+    print("| chunk | RTF float32 | RTF int8 | int8 time / float32 time | WER float32 | WER int8 |")
+    print("|---|---|---|---|---|---|")
+    for f, q in zip(float32, int8):
+        print(f"| {f.chunk_ms:.0f} ms | {f.rtf:.3f} | {q.rtf:.3f} | {q.rtf / f.rtf:.2f}x "
+              f"| {100 * f.errors / f.reference_words:.1f} % | {100 * q.errors / q.reference_words:.1f} % |")
+
+
 def plot(results: List[ChunkSizeResult], path: Path, title: str) -> None:
     import matplotlib
 
@@ -232,6 +242,8 @@ def main() -> None:
     parser.add_argument("--chunk_ms", type=float, nargs="+", default=[160, 320, 640, 1280])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--also_int8", action="store_true",
+                        help="Also decode with ESPnet's --quantize_asr_model true (int8 nn.Linear) in the same run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -243,18 +255,28 @@ def main() -> None:
         lm = dict(zip(("lm_train_config", "lm_file"), model_files(args.lm_exp_dir, args.lm_model_name)))
     options = decode_options(args.decode_config)
     fbank = {} if args.fbank_conf is None else {"fbank_conf": args.fbank_conf, "fs": args.fs}
-    speech2text = Speech2TextStreaming(*model_files(args.exp_dir, args.model_name), **lm, **options, **fbank)
+    model = model_files(args.exp_dir, args.model_name)
+    speech2text = Speech2TextStreaming(*model, **lm, **options, **fbank)
+    recognisers = {"float32": speech2text}
+    if args.also_int8:
+        recognisers["int8"] = Speech2TextStreaming(*model, **lm, **options, **fbank, quantize_asr_model=True)
     seconds = sum(u.speech.size for u in utterances) / speech2text.recognizer.features.sample_rate
     print(f"{len(utterances)} utterances of {args.data_dir} ({seconds / 60:.1f} min), model {args.exp_dir}, "
           f"word ends aligned by {args.align_exp_dir or args.exp_dir}, decoding {options or 'defaults'}"
           f"{', LM ' + str(args.lm_exp_dir) if lm else ''}")
-    results = []
+    by_model: Dict[str, List[ChunkSizeResult]] = {name: [] for name in recognisers}
     for index, chunk_ms in enumerate(args.chunk_ms, start=1):
         started = time.perf_counter()
-        results.append(measure(speech2text, utterances, chunk_ms))
+        for name, recogniser in recognisers.items():
+            by_model[name].append(measure(recogniser, utterances, chunk_ms))
         print(f"[{index}/{len(args.chunk_ms)}] {chunk_ms:.0f} ms chunks: {time.perf_counter() - started:.0f} s",
               flush=True)
-    print_table(results, args.threads)
+    results = by_model["float32"]
+    for name, model_results in by_model.items():
+        print(f"\n{name}:\n")
+        print_table(model_results, args.threads)
+    if args.also_int8:
+        print_int8_comparison(results, by_model["int8"])
     if args.plot is not None:
         plot(results, args.plot, f"streaming Samba-ASR, {args.exp_dir.name}, {len(utterances)} utterances, "
              f"{args.threads} CPU thread{'s' if args.threads > 1 else ''}")
