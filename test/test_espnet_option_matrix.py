@@ -6,10 +6,11 @@ by `espnet2.bin.asr_inference.main`.
 Covered: `model_conf.ctc_weight` 0.0 / 0.3 / 1.0, interCTC and self-conditioning, SpecAugment, `frontend: default` on
 audio and features given (`--input_size`, no frontend), `normalize: global_mvn` (statistics from asr_train's
 `--collect_stats`) and `utterance_mvn`, `--freeze_param`, `--init_param` from another architecture with
-`--ignore_init_mismatch`, `--resume` after an interrupted training, `--use_amp` on CPU. What ESPnet itself refuses
+`--ignore_init_mismatch`, `--resume` after an interrupted training, `--use_amp` on CPU, LoRA fine-tuning
+(`--use_adapter true --adapter lora`) trained and decoded. What ESPnet itself refuses
 or ignores for every model is asserted as ESPnet's behaviour, not skipped.
 
-Covered elsewhere: every `init:` scheme (test_espnet_initialization.py), LoRA adapters (test_checkpoint_mismatch.py),
+Covered elsewhere: every `init:` scheme (test_espnet_initialization.py), adapter-only checkpoints (test_checkpoint_mismatch.py),
 `--quantize_asr_model` (test_quantized_decoding.py), `batch_score` with `return_hs` (test_mamba_decoder.py), Mamba-2
 collect-stats and training (test_mamba2_mixer_cpu.py).
 """
@@ -252,6 +253,32 @@ def test_specaug_changes_training_and_not_decoding(corpus, encoder, baseline, tm
     assert yaml.safe_load((experiment / "config.yaml").read_text())["specaug"] == "specaug"
     trained, without_specaug = epoch_state(experiment), epoch_state(baseline)
     assert any(not torch.equal(value, without_specaug[name]) for name, value in trained.items())
+    assert utterances(decode(corpus, experiment, CTC_WEIGHT) / "token") == VALID
+
+
+LORA_RANK, LORA_ALPHA = 2, 8  # ESPnet's default alpha
+LORA = ["--use_adapter", "true", "--adapter", "lora",
+        "--adapter_conf", f"{{'rank': {LORA_RANK}, 'alpha': {LORA_ALPHA}, 'target_modules': ['in_proj']}}"]
+
+
+def test_lora_fine_tuning_through_asr_train_decodes(corpus, encoder, baseline, tmp_path):
+    """--use_adapter true --adapter lora on the trained baseline (--init_param): ESPnet swaps every mixer's in_proj
+    for a loralib Linear and trains the low-rank pair (lora_B starts at zero). The epoch is saved after
+    validation, in eval mode, where loralib has merged the pair into the weight (+ lora_B @ lora_A * alpha / rank,
+    ESPnet's alpha 8). ESPnet's own limit, for every model: its replace_module hands the new Linear the old
+    weight Parameter, undoing loralib's freeze, so the adapted weight trains as well (beyond the merged pair)
+    unless --freeze_param names it. asr_inference rebuilds the adapters from config.yaml and decodes.
+    (Adapter-only checkpoints and resuming them: test_checkpoint_mismatch.py.)"""
+    experiment = train(corpus, tmp_path / "exp", encoder, "--init_param", str(baseline / "1epoch.pth"), *LORA)
+    trained, base = epoch_state(experiment), epoch_state(baseline)
+    adapted = {name[: -len(".lora_B")] for name in trained if name.endswith(".lora_B")}
+    assert any(name.startswith("encoder.") for name in adapted) and any(name.startswith("decoder.") for name in adapted)
+    assert all(name.endswith("in_proj") for name in adapted), adapted
+    for module in adapted:
+        low_rank = trained[f"{module}.lora_B"] @ trained[f"{module}.lora_A"] * (LORA_ALPHA / LORA_RANK)
+        assert low_rank.abs().sum() > 0, module
+        beyond_the_pair = trained[f"{module}.weight"] - base[f"{module}.weight"] - low_rank
+        assert beyond_the_pair.abs().max() > 1e-4, module
     assert utterances(decode(corpus, experiment, CTC_WEIGHT) / "token") == VALID
 
 
