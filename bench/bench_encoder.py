@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
+
+from process_memory import PeakRssProbe
 
 FEATURE_SIZE = 80
 FRAMES_PER_SECOND = 100
@@ -94,25 +95,6 @@ ENCODERS: Dict[str, Callable[[], torch.nn.Module]] = {
 }
 
 
-def read_status_kib(field: str) -> int:
-    """A memory field of /proc/self/status ("VmRSS", "VmHWM"), in KiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def measure_point(name: str, seconds: float, repeats: int) -> dict:
     """Child process: time and peak memory of one encoder's forward pass on `seconds` of audio."""
     torch.manual_seed(0)
@@ -122,8 +104,7 @@ def measure_point(name: str, seconds: float, repeats: int) -> dict:
     lengths = torch.tensor([frames])
     with torch.inference_mode():
         encoder(torch.randn(1, FRAMES_PER_SECOND, FEATURE_SIZE), torch.tensor([FRAMES_PER_SECOND]))
-        exact_peak = reset_peak_rss()
-        baseline_kib = read_status_kib("VmRSS")
+        memory = PeakRssProbe()
         times: List[float] = []
         cpu_times: List[float] = []
         while len(times) < repeats:
@@ -133,14 +114,13 @@ def measure_point(name: str, seconds: float, repeats: int) -> dict:
             cpu_times.append(time.process_time() - cpu_start)
             if times[-1] > LONG_RUN_S:
                 break
-    peak_kib = read_status_kib("VmHWM") if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "encoder": name,
         "seconds": seconds,
         "time_s": statistics.median(times),
         "cpu_s": statistics.median(cpu_times),
-        "peak_mib": (peak_kib - baseline_kib) / 1024,
-        "exact_peak": exact_peak,
+        "peak_mib": memory.peak_mib(),
+        "exact_peak": memory.exact,
         "params_m": sum(p.numel() for p in encoder.parameters()) / 1e6,
         "threads": torch.get_num_threads(),
     }

@@ -24,18 +24,16 @@ def reset_peak_rss() -> bool:
 
 
 class PeakRssProbe:
-    """The peak resident memory above what the process holds when the probe is made, in MiB.
+    """The peak resident memory above what the process holds (VmRSS) when the probe is made, in MiB.
 
     Exact (VmHWM after resetting it) where the kernel allows the reset; elsewhere the process's lifetime peak
-    (ru_maxrss), which also counts whatever came before the probe.
+    (ru_maxrss) is used, an upper bound that also counts any higher peak from before the probe (`exact` says which).
     """
 
     def __init__(self) -> None:
         self.exact = reset_peak_rss()
-        self._baseline_kib = self._peak_or_now_kib("VmRSS")
-
-    def _peak_or_now_kib(self, field: str) -> int:
-        return status_kib(field) if self.exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self._baseline_kib = status_kib("VmRSS")
 
     def peak_mib(self) -> float:
-        return (self._peak_or_now_kib("VmHWM") - self._baseline_kib) / 1024
+        peak_kib = status_kib("VmHWM") if self.exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (peak_kib - self._baseline_kib) / 1024

@@ -6,7 +6,7 @@ by `espnet2.bin.asr_inference.main`.
 Covered: `model_conf.ctc_weight` 0.0 / 0.3 / 1.0, interCTC and self-conditioning, SpecAugment, `frontend: default` on
 audio and features given (`--input_size`, no frontend), `normalize: global_mvn` (statistics from asr_train's
 `--collect_stats`) and `utterance_mvn`, `--freeze_param`, `--init_param` from another architecture with
-`--ignore_init_mismatch`, `--resume` after an interrupted training, `--use_amp` on CPU, LoRA fine-tuning
+`--ignore_init_mismatch`, `--resume` after training killed mid-epoch, `--use_amp` on CPU, LoRA fine-tuning
 (`--use_adapter true --adapter lora`) trained and decoded. What ESPnet itself refuses
 or ignores for every model is asserted as ESPnet's behaviour, not skipped.
 
@@ -16,6 +16,9 @@ collect-stats and training (test_mamba2_mixer_cpu.py).
 """
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
@@ -110,14 +113,19 @@ def data_args(corpus: Path, features: bool) -> List[str]:
     ] + ["--input_size", str(N_MELS)]
 
 
-def train(corpus: Path, output_dir: Path, encoder: str, *options: str, features: bool = False) -> Path:
-    """ESPnet's asr_train on the corpus: the `encoder` preset with the Mamba decoder and TRAINING's options, then
-    `options` (later options override earlier ones; `*_conf` dicts are merged). Returns output_dir."""
-    espnet_samba.register()
-    ASRTask.main(cmd=[
+def training_options(corpus: Path, output_dir: Path, encoder: str, *options: str, features: bool = False) -> List[str]:
+    """asr_train's options for the corpus: the `encoder` preset with the Mamba decoder and TRAINING's options, then
+    `options` (later options override earlier ones; `*_conf` dicts are merged)."""
+    return [
         *TRAINING, "--token_list", str(corpus / "tokens.txt"), *data_args(corpus, features), *ENCODERS[encoder],
         *MAMBA_DECODER, "--output_dir", str(output_dir), *options,
-    ])
+    ]
+
+
+def train(corpus: Path, output_dir: Path, encoder: str, *options: str, features: bool = False) -> Path:
+    """ESPnet's asr_train, in this process, with `training_options`. Returns output_dir."""
+    espnet_samba.register()
+    ASRTask.main(cmd=training_options(corpus, output_dir, encoder, *options, features=features))
     return output_dir
 
 
@@ -379,14 +387,56 @@ def test_init_param_from_another_architecture(corpus, tmp_path):
         train(corpus, tmp_path / "refused", "samba", *init_param)
 
 
+# asr_train in a child process whose optimizer kills it (SIGKILL: no handler, no cleanup, as `kill -9` or an
+# out-of-memory kill would) at its `kill_at`-th step; argv: kill_at, then asr_train's options.
+TRAIN_THEN_DIE = """
+import os, signal, sys
+import torch
+import espnet_samba
+from espnet2.tasks.asr import ASRTask
+
+torch.set_num_threads(1)
+kill_at, steps = int(sys.argv[1]), 0
+adam_step = torch.optim.Adam.step
+
+def step_or_die(self, *args, **kwargs):
+    global steps
+    steps += 1
+    if steps == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return adam_step(self, *args, **kwargs)
+
+torch.optim.Adam.step = step_or_die
+espnet_samba.register()
+ASRTask.main(cmd=sys.argv[2:])
+"""
+STEPS_PER_EPOCH = 2  # 6 training utterances in batches of TRAINING's --batch_size 3
+
+
+def train_killed_at_step(corpus: Path, output_dir: Path, encoder: str, kill_at: int, *options: str) -> None:
+    """`train`'s asr_train run in a child process that is killed by SIGKILL at its `kill_at`-th optimizer step."""
+    child = subprocess.run(
+        [sys.executable, "-c", TRAIN_THEN_DIE, str(kill_at), *training_options(corpus, output_dir, encoder, *options)],
+        capture_output=True, text=True,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
+
+
 @pytest.mark.slow
-def test_resumed_training_reaches_the_uninterrupted_model(corpus, encoder, baseline, tmp_path):
-    """Stopped after epoch 1 of 2 (--max_epoch 1), then --resume true to epoch 2, against the baseline's
-    uninterrupted 2 epochs, epoch by epoch. Exact equality, no tolerance: ESPnet reseeds every epoch with seed +
-    epoch (dropout masks, batch order), checkpoint.pth restores model, Adam and reporter bit for bit, and one
-    thread runs the same CPU ops in the same order; any difference is state the checkpoint lost."""
-    interrupted = train(corpus, tmp_path / "exp", encoder)
+def test_training_killed_mid_epoch_resumes_to_the_uninterrupted_model(corpus, encoder, baseline, tmp_path):
+    """Killed by SIGKILL in the middle of epoch 2 (its first of STEPS_PER_EPOCH steps), then `--resume true`,
+    against the baseline's uninterrupted 2 epochs, epoch by epoch. ESPnet writes checkpoint.pth at epoch ends
+    only, so the resumed run restarts epoch 2 from the end of epoch 1 and the half-done epoch is lost, not
+    corrupted. Exact equality, no tolerance: ESPnet reseeds every epoch with seed + epoch (dropout masks, batch
+    order), checkpoint.pth restores model, Adam and reporter bit for bit, and one thread runs the same CPU ops in
+    the same order in either process; any difference is state the checkpoint lost."""
+    interrupted = tmp_path / "exp"
+    train_killed_at_step(corpus, interrupted, encoder, STEPS_PER_EPOCH + 1, "--max_epoch", "2")
+    checkpoint = torch.load(interrupted / "checkpoint.pth", map_location="cpu", weights_only=False)
+    assert sorted(checkpoint["reporter"]["stats"]) == [1], "the kill did not fall inside epoch 2"
+    assert not (interrupted / "2epoch.pth").exists()
     first_epoch_written = (interrupted / "1epoch.pth").stat().st_mtime_ns
+
     train(corpus, interrupted, encoder, "--max_epoch", "2", "--resume", "true")
     assert (interrupted / "1epoch.pth").stat().st_mtime_ns == first_epoch_written, "epoch 1 was trained again"
     for epoch in (1, 2):
