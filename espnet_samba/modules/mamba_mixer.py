@@ -178,6 +178,17 @@ class MambaMixer(nn.Module):
             ),
         )
 
+    def _project_inputs(self, hidden_states: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """hidden_states (B, L, D) -> x, z (B, d_inner, L): transposed views of in_proj's (B, L, 2 d_inner).
+
+        Split on the channel axis before transposing, so that autograd joins the two (B, L, d_inner) gradients
+        the kernels return (channels last) into in_proj's gradient with one contiguous concatenation; split
+        after the transpose, it concatenated along channels of (B, d_inner, L) views and then copied the result
+        back to (B, L, 2 d_inner): two transposing copies, a large part of a training step (bench/bench_mixer.py).
+        """
+        x, z = self.in_proj(hidden_states).chunk(2, dim=-1)
+        return x.transpose(1, 2), z.transpose(1, 2)
+
     def _split_projection(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (..., d_inner) -> dt (..., d_inner) before bias, B (..., N), C (..., N)."""
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -222,7 +233,7 @@ class MambaMixer(nn.Module):
         Returns:
             (B, L, D), and the final `MambaState` when asked.
         """
-        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
+        x, z = self._project_inputs(hidden_states)
         conv_input = x
         x = causal_conv1d(x, self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu")
         scanned = self._scan(x, z, return_final_state, lengths=lengths if return_final_state else None)
@@ -273,7 +284,7 @@ class MambaMixer(nn.Module):
         Returns:
             (B, L, D), and the state after the chunk (new tensors of the same shapes).
         """
-        x, z = self.in_proj(hidden_states).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
+        x, z = self._project_inputs(hidden_states)
         x, conv_state = conv_with_history(state.conv_state, x, self.conv1d.weight[:, 0, :], self.conv1d.bias)
         y, ssm_state = self._scan(x, z, True, initial_state=state.ssm_state)
         next_state = MambaState(conv_state, ssm_state.to(state.ssm_state.dtype))
