@@ -111,6 +111,51 @@ inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t, int64
   }
 }
 
+// One state row n of a block at one frame, lane by lane: h = 2^(Δ rate) h + Δu B_n, y += h C_n, where rate is
+// A log2(e). The scan's innermost loop: d_state of these per frame and block.
+template <typename T>
+inline void advance_state_row(T* h, const T* rate, const T* dt, const T* du, T b_n, T c_n, T* y) {
+#pragma omp simd
+  for (int k = 0; k < kLanes<T>; ++k) {
+    const T next = fast_exp2(dt[k] * rate[k]) * h[k] + du[k] * b_n;
+    h[k] = next;
+    y[k] += next * c_n;
+  }
+}
+
+// The backward's recomputation of one state row: decay = 2^(Δ rate), after = decay before + Δu B_n.
+template <typename T>
+inline void recompute_state_row(const T* before, const T* rate, const T* dt, const T* du, T b_n, T* decay,
+                                T* after) {
+#pragma omp simd
+  for (int k = 0; k < kLanes<T>; ++k) {
+    decay[k] = fast_exp2(dt[k] * rate[k]);
+    after[k] = decay[k] * before[k] + du[k] * b_n;
+  }
+}
+
+#if defined(__AVX512F__)
+// The same rows as one 16-lane vector each, on fast_exp2_avx512.
+template <>
+inline void advance_state_row<float>(float* h, const float* rate, const float* dt, const float* du, float b_n,
+                                     float c_n, float* y) {
+  const __m512 decay = fast_exp2_avx512(_mm512_mul_ps(_mm512_loadu_ps(dt), _mm512_loadu_ps(rate)));
+  const __m512 next =
+      _mm512_fmadd_ps(decay, _mm512_loadu_ps(h), _mm512_mul_ps(_mm512_loadu_ps(du), _mm512_set1_ps(b_n)));
+  _mm512_storeu_ps(h, next);
+  _mm512_storeu_ps(y, _mm512_fmadd_ps(next, _mm512_set1_ps(c_n), _mm512_loadu_ps(y)));
+}
+
+template <>
+inline void recompute_state_row<float>(const float* before, const float* rate, const float* dt, const float* du,
+                                       float b_n, float* decay, float* after) {
+  const __m512 d = fast_exp2_avx512(_mm512_mul_ps(_mm512_loadu_ps(dt), _mm512_loadu_ps(rate)));
+  _mm512_storeu_ps(decay, d);
+  _mm512_storeu_ps(after, _mm512_fmadd_ps(d, _mm512_loadu_ps(before),
+                                          _mm512_mul_ps(_mm512_loadu_ps(du), _mm512_set1_ps(b_n))));
+}
+#endif
+
 template <typename T, bool Full>
 void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T* out, T* last_state,
                    T* chunk_states, T* state, T* decay_rates) {
@@ -143,15 +188,7 @@ void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T*
       du[k] = dt[k] * u[k];
     }
     for (int64_t n = 0; n < N; ++n) {
-      const T b_n = B_t[n], c_n = C_t[n];
-      T* h = state + n * L;
-      const T* a = decay_rates + n * L;
-#pragma omp simd
-      for (int k = 0; k < L; ++k) {
-        const T next = fast_exp2(dt[k] * a[k]) * h[k] + du[k] * b_n;
-        h[k] = next;
-        y[k] += next * c_n;
-      }
+      advance_state_row(state + n * L, decay_rates + n * L, dt, du, B_t[n], C_t[n], y);
     }
     if (p.z.data) {
       load_block<T, Full>(gate, p.z.at(b, t) + d0, count);
@@ -251,13 +288,7 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
 #pragma omp simd
     for (int k = 0; k < L; ++k) du[k] = step[k] * u[k];
     for (int64_t n = 0; n < N; ++n) {
-      const T b_n = B_t[n];
-#pragma omp simd
-      for (int k = 0; k < L; ++k) {
-        const T rate = fast_exp2(step[k] * decay_rates_log2[n * L + k]);
-        decay[n * L + k] = rate;
-        after[n * L + k] = rate * before[n * L + k] + du[k] * b_n;
-      }
+      recompute_state_row(before + n * L, decay_rates_log2 + n * L, step, du, B_t[n], decay + n * L, after + n * L);
     }
   }
 
