@@ -9,15 +9,15 @@ utterance) with 20 target tokens:
 - forward + backward of each part of Samba-ASR at batch 16: the conv2d6 front end (`encoder.embed`), the whole
   encoder, one bidirectional Mamba layer, the decoder on a fixed encoder output; each as a share of the step;
 - the time per utterance of a full step at batch 16, 32 and 48, as a ratio to batch 16;
-- with `--subsampling-channels N`: the same Samba-ASR with an N-channel front end (encoder_conf
-  `subsampling_channels`; the recipe's model has output_size = 96 channels), its parameters and its step against
-  the Conformer's: what a cheaper front end would buy before anyone retrains the demo with it.
+- with `--variant '{subsampling_channels: 96, num_blocks: 6}'` (a YAML mapping, repeatable): Samba-ASR with its
+  encoder_conf updated by the mapping, its parameters and its step against the Conformer's, measured again beside
+  it: what another front end or depth costs before anyone retrains the demo with it.
 
 Each figure is the best of `--repeats` means over `--steps` calls after two warm-up calls, all in one process.
 Run it on a quiet machine with the thread count of the recipe's training (2).
 
 Usage: tools/venv/bin/python bench/bench_demo_step.py [--threads 2] [--frames 220] [--repeats 3] [--steps 6]
-       [--subsampling-channels N ...]
+       [--variant YAML_MAPPING ...]
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def samba_parts(model: torch.nn.Module, batch: int, frames: int) -> dict:
     tokens, token_lengths = torch.randint(2, VOCABULARY - 1, (batch, TOKENS)), torch.full((batch,), TOKENS)
     return {
         "conv2d6 front end": lambda: encoder.embed(speech, None)[0].sum().backward(),
-        "encoder (front end + 6 layers)": lambda: encoder(speech, lengths)[0].sum().backward(),
+        f"encoder (front end + {len(encoder.encoders)} layers)": lambda: encoder(speech, lengths)[0].sum().backward(),
         "one bidirectional Mamba layer": lambda: encoder.encoders[0](layer_input, encoded_lengths).sum().backward(),
         "decoder": lambda: decoder(memory, encoded_lengths, tokens, token_lengths)[0].sum().backward(),
     }
@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=220)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--subsampling-channels", type=int, nargs="*", default=[],
-                        help="also time Samba-ASR with front ends of these channel counts")
+    parser.add_argument("--variant", type=yaml.safe_load, action="append", default=[],
+                        help="also time Samba-ASR with its encoder_conf updated by this YAML mapping")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -125,14 +125,13 @@ def main() -> None:
         print(f"  batch {batch}: {cost * 1e3:.2f} ms per utterance = {cost / per_utterance[16]:.2f}x batch 16's")
     parameters = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
     print(f"parameters: Samba-ASR {parameters(samba) / 1e6:.3f} M, Conformer {parameters(conformer) / 1e6:.3f} M")
-    for channels in args.subsampling_channels:
-        variant = build("train_asr_samba.yaml", subsampling_channels=channels)
+    for variant_conf in args.variant:
+        variant = build("train_asr_samba.yaml", **variant_conf)
         variant_step = time_of(training_step(variant, 16, args.frames))
         conformer_step = time_of(training_step(conformer, 16, args.frames))  # again, beside it
-        print(f"Samba-ASR with a {channels}-channel front end ({parameters(variant) / 1e6:.3f} M): step "
+        print(f"Samba-ASR with encoder_conf {variant_conf} ({parameters(variant) / 1e6:.3f} M): step "
               f"{variant_step * 1e3:.1f} ms, Conformer {conformer_step * 1e3:.1f} ms "
               f"(Samba / Conformer {variant_step / conformer_step:.2f}x)")
-
 
 if __name__ == "__main__":
     main()

@@ -9,9 +9,9 @@ Compared, with equal weights (d_state 16, expand 2, d_conv 4):
 
 Cases: forward+backward at batch 4, d_model 256, for T = 250, 1000, 4000; at batch 64, d_model 512, T = 500 (a
 realistic training batch, where the fallback's chunk length falls to K = 1); forward-only inference
-(`torch.inference_mode`) at batch 1, T = 8000. Times are the median of `--repeats` runs after one warm-up run; a
-run that takes more than `SLOW_RUN_S` is measured once (no repeats), and the reference is skipped where one run
-would exceed ~70 s.
+(`torch.inference_mode`) at batch 1, T = 8000. Times are the median of `--repeats` runs after `WARMUP_RUNS`
+warm-up runs; a run that takes more than `SLOW_RUN_S` is measured once (no repeats), and the reference is skipped
+where one run would exceed ~70 s.
 
 Peak memory: every (implementation, case) runs in a fresh subprocess. After building the layer and its inputs it
 resets the kernel's peak-RSS counter (`echo 5 > /proc/self/clear_refs`, Linux >= 4.0) and reads the current RSS;
@@ -23,10 +23,15 @@ earlier cases. Where /proc/self/clear_refs cannot be written, ru_maxrss is used 
 Also printed: the per-token `step` latency at batch 10 (a decoder beam), which does not need a subprocess, and
 the thread scaling of espnet-samba's B=4 T=1000 training step (1 thread against `--threads`).
 
+Processes: the same point differs by up to 2x from one fresh process to the next on this project's (virtual)
+machine, while the runs within a process agree to a few percent, so `--processes N` measures every point in N
+processes, taking turns with the other points, and reports medians over all their runs.
+
 Threads: measure on an otherwise idle machine with the default thread count. On a shared machine (more busy
 processes than cores) pass `--threads 1`: there every multi-threaded op waits for its preempted sibling thread.
 
-Usage: tools/venv/bin/python bench/bench_mixer.py [--repeats 3] [--threads 2]
+Usage: tools/venv/bin/python bench/bench_mixer.py [--repeats 3] [--threads 2] [--processes 1]
+       [--implementations espnet-samba gemm-floor ...]
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ from process_memory import PeakRssProbe
 
 D_MODEL = 256
 SLOW_RUN_S = 20.0
+WARMUP_RUNS = 3  # a fresh process's first 2-4 runs of a point are up to 1.5x slower than its later ones
 IMPLEMENTATIONS = ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref", "gemm-floor")
 OURS = ("espnet-samba", "pytorch-fallback", "gemm-floor")
 
@@ -158,7 +164,12 @@ def measure_in_this_process(implementation: str, case: Case, repeats: int) -> Di
 
     memory = PeakRssProbe()
     first = run_once()
-    times = [first] if first > SLOW_RUN_S else [run_once() for _ in range(repeats)]
+    if first > SLOW_RUN_S:
+        times = [first]
+    else:
+        for _ in range(WARMUP_RUNS - 1):
+            run_once()
+        times = [run_once() for _ in range(repeats)]
     return {"times": times, "peak_mib": memory.peak_mib(), "exact_peak": memory.exact}
 
 
@@ -182,6 +193,15 @@ def measure_in_subprocess(implementation: str, case: Case, repeats: int, threads
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def merge_processes(earlier: Optional[Dict], result: Dict) -> Dict:
+    """One point measured in one more process: its runs join the earlier ones' (the median is over all of
+    them) and its peak memory is the largest seen; an error replaces everything."""
+    if earlier is None or "error" in result:
+        return result
+    return {"times": earlier["times"] + result["times"], "peak_mib": max(earlier["peak_mib"], result["peak_mib"]),
+            "exact_peak": earlier["exact_peak"] and result["exact_peak"]}
 
 
 def step_latency_us(implementation: str, batch: int = 10, steps: int = 200) -> float:
@@ -239,20 +259,21 @@ def _median(result: Optional[Dict]) -> Optional[float]:
 def _ratio(numerator: Optional[float], denominator: Optional[float]) -> str:
     if numerator is None or denominator is None or denominator <= 0:
         return "    -"
-    return f"{numerator / denominator:6.1f}x"
+    return f"{numerator / denominator:6.2f}x"
 
 
 def print_report(
-    results: Dict[Tuple[str, Case], Dict], steps: Dict[str, Optional[float]], single_thread: Optional[Dict]
+    results: Dict[Tuple[str, Case], Dict], steps: Dict[str, Optional[float]], single_thread: Optional[Dict],
+    implementations: List[str],
 ) -> None:
     print(f"\nOne Mamba mixer layer, d_model {D_MODEL} unless D= says (d_inner 2 x d_model, d_state 16), CPU, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}")
     print("\nTime (median):")
-    header = f"{'case':<28}" + "".join(f"{name:>18}" for name in IMPLEMENTATIONS)
+    header = f"{'case':<28}" + "".join(f"{name:>18}" for name in implementations)
     print(header)
     for case in CASES:
         cells = []
-        for name in IMPLEMENTATIONS:
+        for name in implementations:
             result = results.get((name, case))
             cells.append(SKIPPED.get((name, case), "").split(":")[0] or _format_time(result))
         print(f"{case.label:<28}" + "".join(f"{cell:>18}" for cell in cells))
@@ -261,7 +282,7 @@ def print_report(
     exact = True
     for case in CASES:
         cells = []
-        for name in IMPLEMENTATIONS:
+        for name in implementations:
             result = results.get((name, case))
             if result is None or "peak_mib" not in result:
                 cells.append("skipped" if (name, case) in SKIPPED else "error")
@@ -309,6 +330,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per case after the warm-up")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="measure every point in this many fresh processes, in turns; medians over all runs")
+    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS),
+                        help="only these columns (e.g. espnet-samba gemm-floor for the ratio to the floor)")
     parser.add_argument("--child", nargs=5, metavar=("IMPL", "MODE", "BATCH", "LENGTH", "D_MODEL"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--step-child", metavar="IMPL", help=argparse.SUPPRESS)
@@ -322,21 +347,32 @@ def main() -> None:
     if args.step_child:
         print(step_latency_us(args.step_child))
         return
+    implementations = [name for name in IMPLEMENTATIONS if name in args.implementations]
+    points = [(name, case) for case in CASES for name in implementations if (name, case) not in SKIPPED]
     results: Dict[Tuple[str, Case], Dict] = {}
-    total = sum((name, case) not in SKIPPED for case in CASES for name in IMPLEMENTATIONS)
-    for case in CASES:
-        for name in IMPLEMENTATIONS:
-            if (name, case) in SKIPPED:
+    single_thread: Optional[Dict] = None
+    total = len(points) * args.processes
+    done = 0
+    for round_index in range(args.processes):
+        for name, case in points:
+            earlier = results.get((name, case))
+            if earlier is not None and ("error" in earlier or len(earlier["times"]) == 1):
+                total -= 1  # a failed or single slow run is not repeated in another process
                 continue
-            results[(name, case)] = measure_in_subprocess(name, case, args.repeats, args.threads)
-            print(f"[{len(results)}/{total}] {case.label:<28}{name:<18}{_format_time(results[(name, case)])}",
+            results[(name, case)] = merge_processes(earlier, measure_in_subprocess(name, case, args.repeats,
+                                                                                   args.threads))
+            done += 1
+            print(f"[{done}/{total}] {case.label:<28}{name:<18}{_format_time(results[(name, case)])}"
+                  f"{f' (process {round_index + 1} of {args.processes})' if args.processes > 1 else ''}",
                   file=sys.stderr, flush=True)
-    single_thread = measure_in_subprocess("espnet-samba", TRAIN_1000, args.repeats, 1) if args.threads > 1 else None
+        if args.threads > 1 and "espnet-samba" in implementations:
+            single_thread = merge_processes(single_thread, measure_in_subprocess("espnet-samba", TRAIN_1000,
+                                                                                 args.repeats, 1))
     steps = {
         name: step_latency_in_subprocess(name, args.threads)
-        for name in ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref")
+        for name in ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref") if name in implementations
     }
-    print_report(results, steps, single_thread)
+    print_report(results, steps, single_thread, implementations)
 
 
 if __name__ == "__main__":
