@@ -6,13 +6,19 @@ does not depend on the values):
   latest rel-pos attention, macaron, convolution kernel 31): the baseline;
 - bimamba: `MambaEncoder`, 10 bidirectional blocks with macaron feed-forwards (conf/train_asr_bimamba_encoder_*);
 - samba: `MambaEncoder`, 42 causal blocks, no feed-forward (the Samba-ASR form, conf/train_asr_samba_encoder_*);
+- samba_c128: the same with a 128-channel front end (encoder_conf `subsampling_channels: 128`, as icefall's
+  Zipformer and bench/bench_streaming_rtf.py) and the parameters it frees as 44 blocks: the conv2d front end's
+  second convolution costs channels^2 per output frame, at 256 channels about a third of a 10 s forward pass;
 - speech_mamba: `SpeechMambaEncoder`, 2 chunked-attention + 12 bidirectional Mamba layers
   (conf/train_asr_speech_mamba_encoder_*).
 Each Mamba encoder has the Conformer's parameter count within 10% (checked and printed).
 
 Each (encoder, length) point runs in a fresh subprocess at batch 1 under `torch.inference_mode`: build the encoder,
-run a 1 s warm-up, then time the forward pass (median of `--repeats` runs when one run is shorter than 10 s, else
-one run); the process CPU time (all threads) of the same runs is printed beside it, a check on wall times taken
+run a 1 s warm-up (and, up to 40 s, one untimed pass of the measured input: a fresh process's first passes are
+the slowest), then time the forward pass (median of `--repeats` runs when one run is shorter than 10 s, else one
+run); with `--processes N` every point is measured in N processes in turns, and the median of their medians is
+reported (on this project's virtual machine, one fresh process can run the same point up to 1.5x slower than
+the next); the process CPU time (all threads) of the same runs is printed beside it, a check on wall times taken
 on a loaded machine. Peak memory: after the warm-up the child resets the kernel's peak-RSS counter (`echo 5 >
 /proc/self/clear_refs`) and reads its current RSS; after the timed runs it reads the peak (VmHWM). The table shows
 peak minus that baseline, the memory the forward pass needed beyond weights and inputs, whoever allocated it
@@ -29,7 +35,7 @@ faster than the Conformer at the shortest length (10 s) and >= 10x at the longes
 than the Conformer at 320 s.
 
 Usage: tools/venv/bin/python bench/bench_encoder.py [--seconds 10 40 160 320] [--encoders conformer bimamba ...]
-       [--repeats 3] [--threads 1] [--plot bench/encoder_scaling.png]
+       [--repeats 3] [--processes 1] [--threads 1] [--plot bench/encoder_scaling.png]
 Needs ~18 GiB of free memory: the Conformer's attention at 320 s.
 """
 from __future__ import annotations
@@ -51,6 +57,7 @@ from process_memory import PeakRssProbe
 FEATURE_SIZE = 80
 FRAMES_PER_SECOND = 100
 LONG_RUN_S = 10.0
+WARM_UP_ON_INPUT_S = 40.0  # up to this length, one untimed pass of the measured input first
 BASELINE = "conformer"
 
 
@@ -78,6 +85,12 @@ def build_samba() -> torch.nn.Module:
     return MambaEncoder(FEATURE_SIZE, output_size=256, num_blocks=42, bidirectional=False)
 
 
+def build_samba_c128() -> torch.nn.Module:
+    from espnet_samba.asr.encoder.mamba_encoder import MambaEncoder
+
+    return MambaEncoder(FEATURE_SIZE, output_size=256, num_blocks=44, bidirectional=False, subsampling_channels=128)
+
+
 def build_speech_mamba() -> torch.nn.Module:
     from espnet_samba.asr.encoder.speech_mamba_encoder import SpeechMambaEncoder
 
@@ -91,6 +104,7 @@ ENCODERS: Dict[str, Callable[[], torch.nn.Module]] = {
     "conformer": build_conformer,
     "bimamba": build_bimamba,
     "samba": build_samba,
+    "samba_c128": build_samba_c128,
     "speech_mamba": build_speech_mamba,
 }
 
@@ -104,6 +118,8 @@ def measure_point(name: str, seconds: float, repeats: int) -> dict:
     lengths = torch.tensor([frames])
     with torch.inference_mode():
         encoder(torch.randn(1, FRAMES_PER_SECOND, FEATURE_SIZE), torch.tensor([FRAMES_PER_SECOND]))
+        if seconds <= WARM_UP_ON_INPUT_S:
+            encoder(features, lengths)
         memory = PeakRssProbe()
         times: List[float] = []
         cpu_times: List[float] = []
@@ -134,6 +150,16 @@ def run_point(name: str, seconds: float, repeats: int, threads: int) -> dict:
     if result.returncode != 0:
         raise RuntimeError(f"{name} at {seconds} s failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median_point(points: List[dict]) -> dict:
+    """One point measured in several processes: the median of their times, the largest peak memory."""
+    merged = dict(points[0])
+    merged["time_s"] = statistics.median(point["time_s"] for point in points)
+    merged["cpu_s"] = statistics.median(point["cpu_s"] for point in points)
+    merged["peak_mib"] = max(point["peak_mib"] for point in points)
+    merged["exact_peak"] = all(point["exact_peak"] for point in points)
+    return merged
 
 
 def print_table(results: Dict[str, Dict[float, dict]], seconds: List[float]) -> None:
@@ -212,6 +238,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, nargs="+", default=[10, 40, 160, 320])
     parser.add_argument("--encoders", nargs="+", choices=list(ENCODERS), default=list(ENCODERS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="measure every point in this many fresh processes, in turns; per-process medians' median")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run; 0 = torch's default")
     parser.add_argument("--plot", type=Path, default=Path(__file__).resolve().parent / "encoder_scaling.png")
     parser.add_argument("--child", nargs=2, metavar=("ENCODER", "SECONDS"), help=argparse.SUPPRESS)
@@ -224,16 +252,21 @@ def main() -> None:
 
     names = [BASELINE] + [n for n in args.encoders if n != BASELINE]
     seconds = sorted(args.seconds)
-    results: Dict[str, Dict[float, dict]] = {n: {} for n in names}
-    for s in seconds:
-        for name in names:
-            point = run_point(name, s, args.repeats, args.threads)
-            results[name][s] = point
-            print(
-                f"{name:>13} {s:6g} s: {point['time_s']:8.3f} s wall, {point['cpu_s']:8.3f} s CPU, "
-                f"{point['peak_mib']:8.1f} MiB, load {os.getloadavg()[0]:.1f}",
-                flush=True,
-            )
+    runs: Dict[str, Dict[float, List[dict]]] = {n: {s: [] for s in seconds} for n in names}
+    for round_index in range(args.processes):
+        for s in seconds:
+            for name in names:
+                if runs[name][s] and runs[name][s][0]["time_s"] > LONG_RUN_S:
+                    continue  # one run of a long point is enough
+                point = run_point(name, s, args.repeats, args.threads)
+                runs[name][s].append(point)
+                print(
+                    f"{name:>13} {s:6g} s: {point['time_s']:8.3f} s wall, {point['cpu_s']:8.3f} s CPU, "
+                    f"{point['peak_mib']:8.1f} MiB, load {os.getloadavg()[0]:.1f}"
+                    f"{f' (process {round_index + 1} of {args.processes})' if args.processes > 1 else ''}",
+                    flush=True,
+                )
+    results = {name: {s: median_point(points) for s, points in by_length.items()} for name, by_length in runs.items()}
     if not all(p["exact_peak"] for points in results.values() for p in points.values()):
         print("note: /proc/self/clear_refs not writable; peaks are ru_maxrss minus RSS after warm-up")
     print_table(results, seconds)
