@@ -24,11 +24,7 @@ constexpr float kExp2Poly[6] = {1.0000001192e+0f, 6.9314694405e-1f, 2.4022120237
 
 inline float exp2_fraction(float f) {
   float p = kExp2Poly[5];
-  p = p * f + kExp2Poly[4];
-  p = p * f + kExp2Poly[3];
-  p = p * f + kExp2Poly[2];
-  p = p * f + kExp2Poly[1];
-  p = p * f + kExp2Poly[0];
+  for (int i = 4; i >= 0; --i) p = p * f + kExp2Poly[i];  // Horner
   return p;
 }
 
@@ -56,11 +52,7 @@ inline __m512 fast_exp2_avx512(__m512 x) {
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
   __m512 p = _mm512_set1_ps(kExp2Poly[5]);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[4]));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[3]));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[2]));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[1]));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[0]));
+  for (int i = 4; i >= 0; --i) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[i]));  // exp2_fraction's Horner
   return _mm512_scalef_ps(p, n);
 }
 #endif
