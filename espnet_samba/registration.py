@@ -29,7 +29,12 @@ ASR_CHOICES: Dict[str, Dict[str, Tuple[str, str]]] = {
 
 
 def register() -> None:
-    """Make `encoder: mamba`, `encoder: speech_mamba` and `decoder: mamba` resolvable in ESPnet's ASR task."""
+    """Make `encoder: mamba`, `encoder: speech_mamba` and `decoder: mamba` resolvable in ESPnet's ASR task, and
+    let a distributed run of it exit cleanly (see `espnet_samba.process_group_teardown`)."""
+    # Imported here, not at the top: `import espnet_samba` must not import torch.
+    from espnet_samba.process_group_teardown import tear_down_process_group_at_exit
+
+    tear_down_process_group_at_exit()
     asr_task = importlib.import_module("espnet2.tasks.asr")
     for choices_name, entries in ASR_CHOICES.items():
         choices = getattr(asr_task, choices_name)

@@ -60,23 +60,12 @@ def environment() -> Dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
 
 
-# Seen once in about 20 torchrun runs, and once under srun (CI of 4 December): after "The training was
-# finished", a rank aborts while its interpreter exits (ESPnet never destroys the process group), and the
-# launcher reports the run failed.
-ABORT_AT_EXIT = "terminate called without an active exception"
-
-
-def run(command: List[str], cwd: Path, env: Dict[str, str], attempts: int = 1) -> str:
-    """Run command and return its output; a run that failed only by aborting at exit (ABORT_AT_EXIT after the
-    training finished) is tried up to `attempts` times."""
-    for attempt in range(1, attempts + 1):
-        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
-        output = result.stdout + result.stderr
-        if result.returncode == 0:
-            return output
-        if not ("The training was finished" in output and ABORT_AT_EXIT in output) or attempt == attempts:
-            raise AssertionError(f"{' '.join(command[:4])} failed (attempt {attempt}):\n{output[-5000:]}")
-    raise AssertionError(f"attempts must be positive, got {attempts}")
+def run(command: List[str], cwd: Path, env: Dict[str, str]) -> str:
+    """Run command and return its output, failing with the output's tail when it exits non-zero."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{output[-5000:]}"
+    return output
 
 
 def final_model(exp: Path) -> Dict[str, torch.Tensor]:
@@ -122,7 +111,7 @@ def test_torchrun_two_cpu_processes_equal_one_process(corpus, one_process_model)
         [str(VENV_BIN / "torchrun"), "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
          "--master_port", str(free_port()), "-m", "espnet2.bin.asr_train", *training_args(corpus, "exp_torchrun"),
          "--ngpu", "0", "--multiprocessing_distributed", "false", "--dist_backend", "gloo"],
-        corpus, environment(), attempts=2,
+        corpus, environment(),
     )
     assert re.search(r"\[\S+:0/2\]", output), "rank 0 of a world of 2 must log"
     assert max_difference(final_model(corpus / "exp_torchrun"), one_process_model) < TOLERANCE
@@ -135,7 +124,7 @@ def test_launch_srun_one_task_per_node_equals_one_process(corpus, one_process_mo
          "--ngpu", "0", "--num_nodes", "2", "--init_file_prefix", "exp_srun/.dist_init_",
          "--multiprocessing_distributed", "true", "--",
          "python3", "-m", "espnet2.bin.asr_train", *training_args(corpus, "exp_srun")],
-        corpus, {**environment(), **slurm_cluster}, attempts=2,
+        corpus, {**environment(), **slurm_cluster},
     )
     train_log = (corpus / log).read_text()
     assert "srun --export=ALL" in train_log and "--dist_launcher slurm" in train_log
