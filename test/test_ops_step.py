@@ -33,7 +33,7 @@ def make_step_inputs(batch: int, dim: int, d_state: int, dtype: torch.dtype, wit
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("with_options", [True, False], ids=["D-z-bias-softplus", "plain"])
-@pytest.mark.parametrize("d_state", [1, 16, 64])
+@pytest.mark.parametrize("d_state", [1, 16, 20, 64])
 def test_state_update_matches_mamba_ssm_reference(mamba_reference, d_state, with_options, dtype):
     inputs, state = make_step_inputs(3, 7, d_state, dtype, with_options)
     expected_state = state.clone()
@@ -124,6 +124,29 @@ def test_conv_update_matches_reference_and_stepping_equals_the_full_convolution(
         torch.testing.assert_close(state, mamba_state, rtol=0, atol=0)
         outputs.append(out)
     torch.testing.assert_close(torch.stack(outputs, -1), causal_conv1d(x, weight, bias, activation), **TOLERANCE[dtype])
+
+
+def in_wider_rows(tensor: torch.Tensor, offset: int = 3, extra: int = 5) -> torch.Tensor:
+    """The same (B, X) values as a view into (B, offset + X + extra) rows, as a projection's output slices are."""
+    rows = torch.full((tensor.shape[0], offset + tensor.shape[1] + extra), float("nan"), dtype=tensor.dtype)
+    rows[:, offset:offset + tensor.shape[1]] = tensor
+    return rows[:, offset:offset + tensor.shape[1]]
+
+
+def test_step_ops_read_views_into_wider_rows_as_the_mixer_passes_them():
+    inputs, state = make_step_inputs(3, 7, 16, torch.float32, with_options=True)
+    views = {name: in_wider_rows(inputs[name]) if name in ("x", "dt", "B", "C", "z") else inputs[name]
+             for name in inputs}
+    assert not views["B"].is_contiguous()
+    view_state = state.clone()
+    torch.testing.assert_close(selective_state_update(view_state, **views, dt_softplus=True),
+                               selective_state_update(state, **inputs, dt_softplus=True), rtol=0, atol=0)
+    torch.testing.assert_close(view_state, state, rtol=0, atol=0)
+    weight, conv_state = torch.randn(7, 4), torch.randn(3, 7, 4)
+    view_conv_state = conv_state.clone()
+    torch.testing.assert_close(causal_conv1d_update(views["x"], view_conv_state, weight, None, "silu"),
+                               causal_conv1d_update(inputs["x"], conv_state, weight, None, "silu"), rtol=0, atol=0)
+    torch.testing.assert_close(view_conv_state, conv_state, rtol=0, atol=0)
 
 
 def test_bad_step_inputs_raise_clear_errors():

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 
 from espnet_samba.ops.cpu_kernels import load_cpu_kernels
-from espnet_samba.ops.precision import compute_dtype
+from espnet_samba.ops.precision import as_rows, compute_dtype
 
 
 class _FusedConvFunction(torch.autograd.Function):
@@ -67,7 +67,7 @@ def fused_causal_conv1d_update(
     in_place = conv_state.dtype == dtype and conv_state.is_contiguous()
     work_state = conv_state if in_place else conv_state.to(dtype).contiguous()
     out = load_cpu_kernels().ops.causal_conv1d_update(
-        x.to(dtype).contiguous(), work_state, weight.to(dtype).contiguous(),
+        as_rows(x, dtype), work_state, weight.to(dtype).contiguous(),
         None if bias is None else bias.to(dtype).contiguous(), activation == "silu",
     )
     if not in_place:

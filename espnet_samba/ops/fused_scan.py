@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 
 from espnet_samba.ops.cpu_kernels import load_cpu_kernels
-from espnet_samba.ops.precision import compute_dtype
+from espnet_samba.ops.precision import as_rows, compute_dtype
 
 
 def fused_chunk_length(d_state: int) -> int:
@@ -127,7 +127,8 @@ def fused_state_update(
     in_place = state.dtype == dtype and state.is_contiguous()
     work_state = state if in_place else state.to(dtype).contiguous()
     y = load_cpu_kernels().ops.selective_state_update(
-        work_state, *(_dense(t, dtype) for t in (x, dt, A, B, C, D, z, dt_bias)), dt_softplus
+        work_state, as_rows(x, dtype), as_rows(dt, dtype), _dense(A, dtype), as_rows(B, dtype), as_rows(C, dtype),
+        _dense(D, dtype), as_rows(z, dtype), _dense(dt_bias, dtype), dt_softplus,
     )
     if not in_place:
         state.copy_(work_state)

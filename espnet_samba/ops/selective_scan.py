@@ -26,10 +26,18 @@ from espnet_samba.ops.precision import compute_dtype
 _FROZEN_DELTA = -1e4
 
 
-def _check_shape(op: str, name: str, tensor: Optional[torch.Tensor], expected: Tuple[int, ...], meaning: str) -> None:
-    if tensor is not None and tuple(tensor.shape) != expected:
+def _check_shape(
+    op: str, name: str, tensor: Optional[torch.Tensor], expected: Tuple[int, ...], meaning: str,
+    state_shape: Optional[torch.Size] = None,
+) -> None:
+    """Raise naming `op`, `name`, `meaning` (and `state_shape`, when given) unless `tensor` is None or `expected`.
+
+    The message is formatted only when raising: a decoding step checks eight tensors per layer.
+    """
+    if tensor is not None and tensor.shape != expected:
+        to_match = "" if state_shape is None else f" to match state {tuple(state_shape)}"
         raise ValueError(
-            f"{op}: {name} must have shape {meaning} = {expected}, got {tuple(tensor.shape)}"
+            f"{op}: {name} must have shape {meaning}{to_match} = {expected}, got {tuple(tensor.shape)}"
         )
 
 
@@ -204,7 +212,7 @@ def selective_state_update(
         ("z", z, (batch, dim), "(batch, dim)"),
         ("dt_bias", dt_bias, (dim,), "(dim,)"),
     ):
-        _check_shape(op, name, tensor, expected, f"{meaning} to match state {tuple(state.shape)}")
+        _check_shape(op, name, tensor, expected, meaning, state.shape)
     if use_cuda_kernels(x):
         return load_cuda_kernels().selective_state_update(
             **selective_state_update_kernel_arguments(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)

@@ -14,6 +14,8 @@
 #include <optional>
 #include <vector>
 
+#include "decode_step.h"
+#include "tensor_checks.h"
 #include "vector_math.h"
 
 namespace samba {
@@ -125,29 +127,6 @@ void conv_backward_kernel(const ConvProblem<T>& p, const T* grad_out, int64_t gr
   });
 }
 
-template <typename T>
-void conv_update_kernel(T* states, const T* x, const T* weight, const T* bias, bool silu, int64_t batch,
-                        int64_t dim, int64_t width, T* out) {
-  // As the scan's step: threads only from 2^16 state elements each.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, width));
-  at::parallel_for(0, batch * dim, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t d = row % dim;
-      T* state = states + row * width;
-      const T* w = weight + d * width;
-      T value = bias ? bias[d] : T(0);
-      // Shift in place element by element: a few values, where a memmove call would cost more than the work.
-      for (int64_t k = 0; k + 1 < width; ++k) {
-        state[k] = state[k + 1];
-        value += w[k] * state[k];
-      }
-      state[width - 1] = x[row];
-      value += w[width - 1] * x[row];
-      out[row] = silu ? value * sigmoid(value) : value;
-    }
-  });
-}
-
 void check_tensor(const at::Tensor& tensor, const char* name, at::IntArrayRef shape, at::ScalarType dtype) {
   TORCH_CHECK(tensor.sizes() == shape, name, " must be ", shape, ", got ", tensor.sizes());
   TORCH_CHECK(tensor.scalar_type() == dtype, name, " must be ", dtype, ", got ", tensor.scalar_type());
@@ -223,13 +202,13 @@ at::Tensor causal_conv1d_update(const at::Tensor& x, const at::Tensor& conv_stat
   const int64_t batch = conv_state.size(0), dim = conv_state.size(1), width = conv_state.size(2);
   const auto dtype = conv_state.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "conv_state must be float32 or float64, got ", dtype);
-  check_tensor(x, "x", {batch, dim}, dtype);
+  check_rows(x, "x", {batch, dim}, dtype);
   check_tensor(weight, "weight", {dim, width}, dtype);
-  TORCH_CHECK(x.is_contiguous() && weight.is_contiguous(), "x and weight must be contiguous");
+  TORCH_CHECK(weight.is_contiguous(), "weight must be contiguous");
   if (bias.has_value()) check_tensor(*bias, "bias", {dim}, dtype);
   auto out = at::empty({batch, dim}, x.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "causal_conv1d_update", [&] {
-    conv_update_kernel<scalar_t>(conv_state.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+    conv_update_kernel<scalar_t>(conv_state.data_ptr<scalar_t>(), rows_of<scalar_t>(x),
                                  weight.data_ptr<scalar_t>(),
                                  bias.has_value() ? bias->contiguous().data_ptr<scalar_t>() : nullptr, silu, batch,
                                  dim, width, out.data_ptr<scalar_t>());

@@ -19,6 +19,7 @@
 #include <optional>
 #include <vector>
 
+#include "decode_step.h"
 #include "tensor_checks.h"
 #include "vector_math.h"
 
@@ -41,11 +42,6 @@ template <typename T>
 Sequence<T> sequence_of(const std::optional<at::Tensor>& tensor) {
   if (!tensor.has_value()) return {};
   return {tensor->data_ptr<T>(), tensor->stride(0), tensor->stride(1)};
-}
-
-template <typename T>
-const T* pointer_of(const std::optional<at::Tensor>& tensor) {
-  return tensor.has_value() ? tensor->data_ptr<T>() : nullptr;
 }
 
 template <typename T>
@@ -568,54 +564,6 @@ std::vector<at::Tensor> selective_scan_backward(
           grad_D_batches.sum(0), grad_delta_bias_batches.sum(0), grad_initial_state};
 }
 
-namespace {
-
-// One batch element per work item: the per-channel parts (softplus, input, gate) as vectors over channels, then
-// each channel's d_state states as one vector, so no lane waits on scalar math.
-template <typename T>
-void state_update_kernel(T* states, const T* x, const T* dt, const T* A, const T* B, const T* C, const T* D,
-                         const T* z, const T* dt_bias, bool dt_softplus, int64_t batch, int64_t dim,
-                         int64_t d_state, T* y) {
-  // A decoding step is microseconds of work: split it over threads only when each gets 2^16 state elements.
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, dim * d_state));
-  at::parallel_for(0, batch, grain, [&](int64_t begin, int64_t end) {
-    std::vector<T> step_log2(dim), input(dim);
-    for (int64_t b = begin; b < end; ++b) {
-      const T* x_b = x + b * dim;
-      const T* dt_b = dt + b * dim;
-      T* y_b = y + b * dim;
-#pragma omp simd
-      for (int64_t d = 0; d < dim; ++d) {
-        T step = dt_b[d] + (dt_bias ? dt_bias[d] : T(0));
-        step = dt_softplus ? softplus(step) : step;
-        step_log2[d] = step * T(kLog2E);
-        input[d] = step * x_b[d];
-      }
-      const T* B_b = B + b * d_state;
-      const T* C_b = C + b * d_state;
-      for (int64_t d = 0; d < dim; ++d) {
-        T* h = states + (b * dim + d) * d_state;
-        const T* a = A + d * d_state;
-        const T rate = step_log2[d], in = input[d];
-        T out = T(0);
-#pragma omp simd reduction(+ : out)
-        for (int64_t n = 0; n < d_state; ++n) {
-          const T next = fast_exp2(rate * a[n]) * h[n] + in * B_b[n];
-          h[n] = next;
-          out += next * C_b[n];
-        }
-        y_b[d] = out;
-      }
-#pragma omp simd
-      for (int64_t d = 0; d < dim; ++d) {
-        T out = y_b[d] + (D ? D[d] * x_b[d] : T(0));
-        y_b[d] = z ? out * z[b * dim + d] * sigmoid(z[b * dim + d]) : out;
-      }
-    }
-  });
-}
-
-}  // namespace
 
 at::Tensor selective_state_update(const at::Tensor& state, const at::Tensor& x, const at::Tensor& dt,
                                   const at::Tensor& A, const at::Tensor& B, const at::Tensor& C,
@@ -626,20 +574,21 @@ at::Tensor selective_state_update(const at::Tensor& state, const at::Tensor& x, 
   const auto dtype = state.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "state must be float32 or float64, got ", dtype);
   check_dense(state, "state", {batch, dim, d_state}, dtype);
-  check_dense(x, "x", {batch, dim}, dtype);
-  check_dense(dt, "dt", {batch, dim}, dtype);
+  check_rows(x, "x", {batch, dim}, dtype);
+  check_rows(dt, "dt", {batch, dim}, dtype);
   check_dense(A, "A", {dim, d_state}, dtype);
-  check_dense(B, "B", {batch, d_state}, dtype);
-  check_dense(C, "C", {batch, d_state}, dtype);
+  check_rows(B, "B", {batch, d_state}, dtype);
+  check_rows(C, "C", {batch, d_state}, dtype);
   check_dense(D, "D", {dim}, dtype);
-  check_dense(z, "z", {batch, dim}, dtype);
+  check_rows(z, "z", {batch, dim}, dtype);
   check_dense(dt_bias, "dt_bias", {dim}, dtype);
   auto y = at::empty({batch, dim}, x.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "selective_state_update", [&] {
-    state_update_kernel<scalar_t>(state.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), dt.data_ptr<scalar_t>(),
-                                  A.data_ptr<scalar_t>(), B.data_ptr<scalar_t>(), C.data_ptr<scalar_t>(),
-                                  pointer_of<scalar_t>(D), pointer_of<scalar_t>(z), pointer_of<scalar_t>(dt_bias),
-                                  dt_softplus, batch, dim, d_state, y.data_ptr<scalar_t>());
+    const StateUpdateRows<scalar_t> rows{rows_of<scalar_t>(x), rows_of<scalar_t>(dt), rows_of<scalar_t>(B),
+                                         rows_of<scalar_t>(C), rows_of<scalar_t>(z)};
+    state_update_kernel<scalar_t>(state.data_ptr<scalar_t>(), rows, A.data_ptr<scalar_t>(), pointer_of<scalar_t>(D),
+                                  pointer_of<scalar_t>(dt_bias), dt_softplus, batch, dim, d_state,
+                                  y.data_ptr<scalar_t>());
   });
   return y;
 }
