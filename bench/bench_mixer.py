@@ -20,8 +20,9 @@ memory the forward/backward needed beyond weights and inputs, whoever allocated 
 oneDNN). tracemalloc would miss these allocations, and a process-wide ru_maxrss would include start-up peaks and
 earlier cases. Where /proc/self/clear_refs cannot be written, ru_maxrss is used instead and the table says so.
 
-Also printed: the per-token `step` latency at batch 10 (a decoder beam), which does not need a subprocess, and
-the thread scaling of espnet-samba's B=4 T=1000 training step (1 thread against `--threads`).
+Also printed: the per-token `step` latency at batch 10 (a decoder beam: the median step of each process, then the
+median and range over `--processes` processes; `--step-only` prints just this), and the thread scaling of
+espnet-samba's B=4 T=1000 training step (1 thread against `--threads`).
 
 Processes: the same point differs by up to 2x from one fresh process to the next on this project's (virtual)
 machine, while the runs within a process agree to a few percent, so `--processes N` measures every point in N
@@ -33,7 +34,7 @@ Threads: measure on an otherwise idle machine with the default thread count. On 
 processes than cores) pass `--threads 1`: there every multi-threaded op waits for its preempted sibling thread.
 
 Usage: tools/venv/bin/python bench/bench_mixer.py [--repeats 3] [--threads 2] [--processes 1]
-       [--implementations espnet-samba gemm-floor ...]
+       [--implementations espnet-samba gemm-floor ...] [--step-only]
 """
 from __future__ import annotations
 
@@ -206,6 +207,9 @@ def merge_processes(earlier: Optional[Dict], result: Dict) -> Dict:
             "exact_peak": earlier["exact_peak"] and result["exact_peak"]}
 
 
+STEP_IMPLEMENTATIONS = ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref")
+
+
 def step_latency_us(implementation: str, batch: int = 10, steps: int = 200) -> float:
     """Median latency of one decoding step of one layer at `batch` sequences, in microseconds."""
     layer = build_layer(implementation)
@@ -272,7 +276,7 @@ def _ratio(numerator: Optional[float], denominator: Optional[float]) -> str:
 
 
 def print_report(
-    results: Dict[Tuple[str, Case], Dict], steps: Dict[str, Optional[float]], single_thread: Optional[Dict],
+    results: Dict[Tuple[str, Case], Dict], steps: Dict[str, List[Optional[float]]], single_thread: Optional[Dict],
     implementations: List[str],
 ) -> None:
     print(f"\nOne Mamba mixer layer, d_model {D_MODEL} unless D= says (d_inner 2 x d_model, d_state 16), CPU, "
@@ -327,12 +331,22 @@ def print_report(
         print(f"Threads: espnet-samba fwd+bwd B=4 T=1000, 1 thread / {torch.get_num_threads()} threads = "
               f"{_ratio(_median(single_thread), t1000).strip()}")
 
-    print("\nDecoding step, batch 10, one layer (median per step):")
-    for name, latency in steps.items():
-        print(f"  {name:<18}" + (f"{latency:8.0f} us" if latency is not None else "   error"))
-    ours_step, reference_step = steps.get("espnet-samba"), steps.get("mamba-ssm-ref")
-    if ours_step and reference_step:
-        print(f"  espnet-samba / mamba-ssm-ref = {ours_step / reference_step:.2f}x")
+    print_step_report(steps)
+
+
+def print_step_report(steps: Dict[str, List[Optional[float]]]) -> None:
+    """steps: implementation -> the median step latency (us) of each process (None where it failed)."""
+    print("\nDecoding step, batch 10, one layer (median step of each process; median [range] over processes):")
+    medians: Dict[str, float] = {}
+    for name, latencies in steps.items():
+        measured = [latency for latency in latencies if latency is not None]
+        if not measured:
+            print(f"  {name:<18}   error")
+            continue
+        medians[name] = statistics.median(measured)
+        print(f"  {name:<18}{medians[name]:8.0f} us  [{min(measured):.0f}-{max(measured):.0f}]")
+    if "espnet-samba" in medians and "mamba-ssm-ref" in medians:
+        print(f"  espnet-samba / mamba-ssm-ref = {medians['espnet-samba'] / medians['mamba-ssm-ref']:.2f}x")
 
 
 def main() -> None:
@@ -346,6 +360,7 @@ def main() -> None:
     parser.add_argument("--child", nargs=5, metavar=("IMPL", "MODE", "BATCH", "LENGTH", "D_MODEL"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--step-child", metavar="IMPL", help=argparse.SUPPRESS)
+    parser.add_argument("--step-only", action="store_true", help="only the decoding-step latencies")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
@@ -357,6 +372,9 @@ def main() -> None:
         print(step_latency_us(args.step_child))
         return
     implementations = [name for name in IMPLEMENTATIONS if name in args.implementations]
+    if args.step_only:
+        print_step_report(measure_steps(implementations, args.processes, args.threads))
+        return
     points = [(name, case) for case in CASES for name in implementations if (name, case) not in SKIPPED]
     results: Dict[Tuple[str, Case], Dict] = {}
     single_thread: Optional[Dict] = None
@@ -377,11 +395,19 @@ def main() -> None:
         if args.threads > 1 and "espnet-samba" in implementations:
             single_thread = merge_processes(single_thread, measure_in_subprocess("espnet-samba", TRAIN_1000,
                                                                                  args.repeats, 1))
-    steps = {
-        name: step_latency_in_subprocess(name, args.threads)
-        for name in ("espnet-samba", "pytorch-fallback", "mambapy-pscan", "mamba-ssm-ref") if name in implementations
-    }
+    steps = measure_steps(implementations, args.processes, args.threads)
     print_report(results, steps, single_thread, implementations)
+
+
+def measure_steps(implementations: List[str], processes: int, threads: int) -> Dict[str, List[Optional[float]]]:
+    """The median step latency of each of `processes` fresh processes per implementation, taken in turns."""
+    names = [name for name in STEP_IMPLEMENTATIONS if name in implementations]
+    steps: Dict[str, List[Optional[float]]] = {name: [] for name in names}
+    for round_index in range(processes):
+        for name in names:
+            steps[name].append(step_latency_in_subprocess(name, threads))
+            print(f"[step {round_index + 1}/{processes}] {name:<18}{steps[name][-1]} us", file=sys.stderr, flush=True)
+    return steps
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def cpu_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
         if not kernels.available:
             pytest.fail(f"the fused CPU kernels did not build: {kernels.unavailable_reason}")
     else:
-        for module in ("espnet_samba.ops.selective_scan", "espnet_samba.ops.causal_conv", "espnet_samba.ops.ctc_prefix"):
+        for module in ("espnet_samba.ops.selective_scan", "espnet_samba.ops.causal_conv", "espnet_samba.ops.ctc_prefix",
+                       "espnet_samba.ops.mixer_step"):
             monkeypatch.setattr(importlib.import_module(module), "use_cpu_kernels", lambda tensor: False)
     return request.param
 

@@ -10,6 +10,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from espnet_samba.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
+from espnet_samba.ops.mixer_step import fused_mixer_step, fused_mixer_step_applies
+
+
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` in float32 if it is in a narrower float type (bf16/fp16 parameters), else unchanged (float64 stays
+    float64, as gradient checks need)."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
 @dataclass
@@ -189,6 +196,10 @@ class MambaMixer(nn.Module):
         x, z = self.in_proj(hidden_states).chunk(2, dim=-1)
         return x.transpose(1, 2), z.transpose(1, 2)
 
+    def _A(self) -> torch.Tensor:
+        """The state matrix A = -exp(A_log) (d_inner, N), in float32 at least (float64 for a float64 model)."""
+        return -torch.exp(at_least_float32(self.A_log))
+
     def _split_projection(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (..., d_inner) -> dt (..., d_inner) before bias, B (..., N), C (..., N)."""
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -210,8 +221,8 @@ class MambaMixer(nn.Module):
         """
         dt, B, C = self._split_projection(x.transpose(1, 2))
         return selective_scan(
-            x, dt.transpose(1, 2), -torch.exp(self.A_log.float()), B.transpose(1, 2), C.transpose(1, 2),
-            self.D.float(), z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            x, dt.transpose(1, 2), self._A(), B.transpose(1, 2), C.transpose(1, 2),
+            at_least_float32(self.D), z, delta_bias=at_least_float32(self.dt_proj.bias), delta_softplus=True,
             return_last_state=return_last_state, initial_state=initial_state, lengths=lengths,
         )
 
@@ -256,18 +267,31 @@ class MambaMixer(nn.Module):
         """
         squeeze = hidden_states.dim() == 2
         frame = hidden_states if squeeze else hidden_states[:, 0]
+        conv_weight = self.conv1d.weight[:, 0, :]
+        linears = (self.in_proj, self.x_proj, self.dt_proj, self.out_proj)
+        parameters = (conv_weight, self.A_log, self.D) + (() if self.conv1d.bias is None else (self.conv1d.bias,))
+        if fused_mixer_step_applies(frame, state.conv_state, state.ssm_state, linears, parameters):
+            out = fused_mixer_step(
+                frame, state.conv_state, state.ssm_state, self.in_proj, conv_weight, self.conv1d.bias, self.x_proj,
+                self.dt_proj, self.A_log, self.D, self.out_proj,
+            )
+        else:
+            out = self._unfused_step(frame, state)
+        return out if squeeze else out[:, None]
+
+    def _unfused_step(self, frame: torch.Tensor, state: MambaState) -> torch.Tensor:
+        """`step` op by op, for every case the fused step does not take (gradients, quantised or LoRA projections,
+        bf16, no kernels): frame (B, D) -> (B, D), `state` updated in place."""
         x, z = self.in_proj(frame).chunk(2, dim=-1)  # (B, d_inner) each
         x = causal_conv1d_update(
             x, state.conv_state, self.conv1d.weight[:, 0, :], self.conv1d.bias, activation="silu"
         )
         dt, B, C = self._split_projection(x)
-        A = -torch.exp(self.A_log.float())
         y = selective_state_update(
-            state.ssm_state, x, dt, A, B, C, self.D.float(), z=z,
-            dt_bias=self.dt_proj.bias.float(), dt_softplus=True,
+            state.ssm_state, x, dt, self._A(), B, C, at_least_float32(self.D), z=z,
+            dt_bias=at_least_float32(self.dt_proj.bias), dt_softplus=True,
         )
-        out = self.out_proj(y)
-        return out if squeeze else out[:, None]
+        return self.out_proj(y)
 
     def forward_chunk(self, hidden_states: torch.Tensor, state: MambaState) -> Tuple[torch.Tensor, MambaState]:
         """Mix the next chunk of every sequence, continuing from the state after the frames before it.
