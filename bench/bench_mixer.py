@@ -30,6 +30,14 @@ processes, taking turns with the other points, and reports medians over all thei
 slow spells of a second or more in which every run, ours and the floor's alike, takes up to 2x longer; the last
 column's ratio of the fastest runs is the one such spells do not move.
 
+Allocator: the bimodal per-process times were page faults. glibc's malloc serves a buffer of more than its mmap
+threshold (128 KiB at start, raised dynamically up to 32 MiB) with fresh pages from mmap and unmaps it on free,
+so a process whose threshold stayed low faults in every page of every large buffer on every run: the floor's
+B=1 T=8000 inference took 45-48 ms in some processes and 67-71 ms in others, all of it outside the matrix
+products. Each measuring process therefore starts with MALLOC_MMAP_THRESHOLD_ = 32 MiB and MALLOC_TRIM_THRESHOLD_
+= 4 GiB (freed buffers stay in the heap for the next run, as jemalloc or tcmalloc would keep them; PyTorch's CPU
+performance guide recommends those), ours and the baselines alike; `--glibc-default-malloc` measures without.
+
 Threads: measure on an otherwise idle machine with the default thread count. On a shared machine (more busy
 processes than cores) pass `--threads 1`: there every multi-threaded op waits for its preempted sibling thread.
 
@@ -186,11 +194,18 @@ def _limit_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def measure_in_subprocess(implementation: str, case: Case, repeats: int, threads: int) -> Dict:
+KEEP_FREED_BUFFERS = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
+"""glibc malloc settings of every measuring process (see Allocator above)."""
+
+
+def measure_in_subprocess(
+    implementation: str, case: Case, repeats: int, threads: int, allocator: Dict[str, str]
+) -> Dict:
     command = [sys.executable, os.path.abspath(__file__), "--child", implementation, case.mode,
                str(case.batch), str(case.length), str(case.d_model), "--repeats", str(repeats),
                "--threads", str(threads)]
-    environment = {**os.environ, "SAMBA_CPU_KERNELS": "off" if implementation == "pytorch-fallback" else "auto"}
+    environment = {**os.environ, **allocator,
+                   "SAMBA_CPU_KERNELS": "off" if implementation == "pytorch-fallback" else "auto"}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment,
                           preexec_fn=_limit_address_space)
     if done.returncode != 0:
@@ -361,6 +376,8 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument("--step-child", metavar="IMPL", help=argparse.SUPPRESS)
     parser.add_argument("--step-only", action="store_true", help="only the decoding-step latencies")
+    parser.add_argument("--glibc-default-malloc", action="store_true",
+                        help="measure with glibc's default malloc settings instead of KEEP_FREED_BUFFERS")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.child:
@@ -375,6 +392,8 @@ def main() -> None:
     if args.step_only:
         print_step_report(measure_steps(implementations, args.processes, args.threads))
         return
+    allocator = {} if args.glibc_default_malloc else KEEP_FREED_BUFFERS
+    print(f"malloc: {'glibc defaults' if args.glibc_default_malloc else ' '.join(f'{k}={v}' for k, v in allocator.items())}")
     points = [(name, case) for case in CASES for name in implementations if (name, case) not in SKIPPED]
     results: Dict[Tuple[str, Case], Dict] = {}
     single_thread: Optional[Dict] = None
@@ -387,14 +406,14 @@ def main() -> None:
                 total -= 1  # a failed or single slow run is not repeated in another process
                 continue
             results[(name, case)] = merge_processes(earlier, measure_in_subprocess(name, case, args.repeats,
-                                                                                   args.threads))
+                                                                                   args.threads, allocator))
             done += 1
             print(f"[{done}/{total}] {case.label:<28}{name:<18}{_format_time(results[(name, case)])}"
                   f"{f' (process {round_index + 1} of {args.processes})' if args.processes > 1 else ''}",
                   file=sys.stderr, flush=True)
         if args.threads > 1 and "espnet-samba" in implementations:
             single_thread = merge_processes(single_thread, measure_in_subprocess("espnet-samba", TRAIN_1000,
-                                                                                 args.repeats, 1))
+                                                                                 args.repeats, 1, allocator))
     steps = measure_steps(implementations, args.processes, args.threads)
     print_report(results, steps, single_thread, implementations)
 
