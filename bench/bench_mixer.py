@@ -393,7 +393,8 @@ def main() -> None:
         print_step_report(measure_steps(implementations, args.processes, args.threads))
         return
     allocator = {} if args.glibc_default_malloc else KEEP_FREED_BUFFERS
-    print(f"malloc: {'glibc defaults' if args.glibc_default_malloc else ' '.join(f'{k}={v}' for k, v in allocator.items())}")
+    settings = " ".join(f"{name}={value}" for name, value in allocator.items())
+    print(f"malloc: {settings or 'glibc defaults'}")
     points = [(name, case) for case in CASES for name in implementations if (name, case) not in SKIPPED]
     results: Dict[Tuple[str, Case], Dict] = {}
     single_thread: Optional[Dict] = None

@@ -1,4 +1,4 @@
-"""Adding our encoders and decoders to ESPnet's ASR task.
+"""Adding our encoders, decoders and frontend to ESPnet's ASR task.
 
 ESPnet 2 has no plugin entry points: `espnet2.tasks.asr` builds module-level `ClassChoices` dicts, and argparse
 reads their keys as `choices` when `ASRTask.get_parser()` runs, as does `ASRTask.build_model_from_file`. A name
@@ -25,12 +25,15 @@ ASR_CHOICES: Dict[str, Dict[str, Tuple[str, str]]] = {
     "decoder_choices": {
         "mamba": ("espnet_samba.asr.decoder.mamba_decoder", "MambaDecoder"),
     },
+    "frontend_choices": {
+        "kaldi_fbank": ("espnet_samba.asr.frontend.kaldi_fbank", "KaldiFbankFrontend"),
+    },
 }
 
 
 def register() -> None:
-    """Make `encoder: mamba`, `encoder: speech_mamba` and `decoder: mamba` resolvable in ESPnet's ASR task, and
-    let a distributed run of it exit cleanly (see `espnet_samba.process_group_teardown`)."""
+    """Make `encoder: mamba`, `encoder: speech_mamba`, `decoder: mamba` and `frontend: kaldi_fbank` resolvable in
+    ESPnet's ASR task, and let a distributed run of it exit cleanly (see `espnet_samba.process_group_teardown`)."""
     # Imported here, not at the top: `import espnet_samba` must not import torch.
     from espnet_samba.process_group_teardown import tear_down_process_group_at_exit
 

@@ -3,9 +3,9 @@
 espnet2.bin.asr_train` runs, here in-process so ~30 trainings fit in seconds) on a tiny generated corpus, and decoded
 by `espnet2.bin.asr_inference.main`.
 
-Covered: `model_conf.ctc_weight` 0.0 / 0.3 / 1.0, interCTC and self-conditioning, SpecAugment, `frontend: default` on
-audio and features given (`--input_size`, no frontend), `normalize: global_mvn` (statistics from asr_train's
-`--collect_stats`) and `utterance_mvn`, `--freeze_param`, `--init_param` from another architecture with
+Covered: `model_conf.ctc_weight` 0.0 / 0.3 / 1.0, interCTC and self-conditioning, SpecAugment, `frontend: default`
+and the plugin's `frontend: kaldi_fbank` on audio (Speech2Text on a waveform), and features given (`--input_size`,
+no frontend), `normalize: global_mvn` (statistics from asr_train's `--collect_stats`) and `utterance_mvn`, `--freeze_param`, `--init_param` from another architecture with
 `--ignore_init_mismatch`, `--resume` after training killed mid-epoch, `--use_amp` on CPU, LoRA fine-tuning
 (`--use_adapter true --adapter lora`) trained and decoded. What ESPnet itself refuses
 or ignores for every model is asserted as ESPnet's behaviour, not skipped.
@@ -346,6 +346,38 @@ def test_features_given_instead_of_audio(corpus, encoder, tmp_path):
     assert (config["frontend"], config["input_size"]) == (None, N_MELS)
     assert "frontend" not in prefixes(epoch_state(experiment))
     assert utterances(decode(corpus, experiment, CTC_WEIGHT, features=True) / "token") == VALID
+
+
+KALDI_FBANK_FRONTEND = ["--frontend", "kaldi_fbank", "--frontend_conf", f"{{'num_mel_bins': {N_MELS}}}"]
+
+
+def test_kaldi_fbank_frontend_trains_on_audio_and_speech2text_decodes_a_waveform(corpus, encoder, tmp_path):
+    """`frontend: kaldi_fbank` (the plugin's): trained from raw audio, the model computes the recipe's features
+    itself (oracle: the corpus' offline Kaldi fbank .npy files), ESPnet's asr_inference decodes wav.scp and its
+    `Speech2Text` takes a waveform read from a wav file, as the README's example does."""
+    frontend_at = TRAINING.index("--frontend")
+    options = TRAINING[:frontend_at] + KALDI_FBANK_FRONTEND + TRAINING[frontend_at + 4 :]
+    espnet_samba.register()
+    ASRTask.main(cmd=[
+        *options, "--token_list", str(corpus / "tokens.txt"), *data_args(corpus, False), *ENCODERS[encoder],
+        *MAMBA_DECODER, "--output_dir", str(tmp_path / "exp"),
+    ])
+    experiment = tmp_path / "exp"
+    config = yaml.safe_load((experiment / "config.yaml").read_text())
+    assert (config["frontend"], config["frontend_conf"]) == ("kaldi_fbank", {"num_mel_bins": N_MELS})
+    assert utterances(decode(corpus, experiment, CTC_WEIGHT) / "token") == VALID
+
+    speech2text = asr_inference.Speech2Text(
+        asr_train_config=str(experiment / "config.yaml"), asr_model_file=str(experiment / "1epoch.pth"),
+        beam_size=BEAM, ctc_weight=CTC_WEIGHT,
+    )
+    wav = corpus / "valid" / "utt6.wav"
+    speech, _ = soundfile.read(wav, dtype="float32")
+    with torch.no_grad():
+        feats, _ = speech2text.asr_model.frontend(torch.from_numpy(speech)[None], torch.tensor([speech.size]))
+    torch.testing.assert_close(feats[0], torch.from_numpy(np.load(corpus / "valid" / "utt6.npy")), rtol=1e-5, atol=1e-4)
+    text, tokens, token_ids, hypothesis = speech2text(speech)[0]
+    assert isinstance(text, str) and len(tokens) == len(token_ids)
 
 
 def test_freeze_param_keeps_the_frozen_parameters(corpus, encoder, tmp_path):

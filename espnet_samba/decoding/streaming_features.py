@@ -16,7 +16,8 @@ emitted and the last pad + 1 samples, fewer than n_fft + hop + pad samples whate
 
 Without a frontend (`--feats_type fbank`), the chunks are the feature frames themselves, or, given a
 `StreamingKaldiFbank` with the recipe's fbank options, samples turned into those frames as they arrive
-(`espnet_samba.decoding.kaldi_fbank`).
+(`espnet_samba.decoding.kaldi_fbank`). A model with `frontend: kaldi_fbank` streams the same way, with its
+frontend's options.
 
 Normalization. `global_mvn` subtracts and divides by the training set's statistics frame by frame, so it streams;
 `utterance_mvn` uses the mean (and variance) of the whole utterance, which a stream does not know before it ends:
@@ -34,6 +35,7 @@ from espnet2.layers.abs_normalize import AbsNormalize
 from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.layers.stft import Stft
 
+from espnet_samba.asr.frontend.kaldi_fbank import KaldiFbankFrontend
 from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank
 
 # What a model without frontend needs to be given audio.
@@ -45,11 +47,14 @@ NEEDS_AUDIO_FEATURES = (
 
 def check_streamable_features(frontend: Optional[AbsFrontend], normalize: Optional[AbsNormalize]) -> None:
     """Raise a ValueError naming the frontend or normalization that cannot be computed chunk by chunk."""
-    if frontend is not None and not (isinstance(frontend, DefaultFrontend) and frontend.stft is not None):
+    streamable = isinstance(frontend, KaldiFbankFrontend) or (
+        isinstance(frontend, DefaultFrontend) and frontend.stft is not None
+    )
+    if frontend is not None and not streamable:
         raise ValueError(
-            f"streaming computes the features of `frontend: default` (STFT + log-mel) incrementally; this model's "
-            f"frontend is {type(frontend).__name__}. Train with frontend: default, or with --feats_type fbank "
-            "(no frontend)"
+            f"streaming computes the features of `frontend: default` (STFT + log-mel) and `frontend: kaldi_fbank` "
+            f"incrementally; this model's frontend is {type(frontend).__name__}. Train with one of those, or with "
+            "--feats_type fbank (no frontend)"
         )
     if normalize is not None and not isinstance(normalize, GlobalMVN):
         raise ValueError(
@@ -67,7 +72,7 @@ class StreamingFeatures:
     frames.
 
     Args:
-        frontend: the model's `DefaultFrontend`, or None.
+        frontend: the model's `DefaultFrontend` or `KaldiFbankFrontend`, or None.
         normalize: the model's `GlobalMVN`, or None.
         dtype: dtype of the returned features (the model's).
         kaldi_fbank: for a model without frontend, the Kaldi fbank features it was trained on, computed from
@@ -87,9 +92,12 @@ class StreamingFeatures:
         check_streamable_features(frontend, normalize)
         if frontend is not None and kaldi_fbank is not None:
             raise ValueError(
-                "this model computes its own features from audio (frontend: default); Kaldi fbank options apply only "
-                "to a model trained on precomputed features (--feats_type fbank): drop the fbank options"
+                f"this model computes its own features from audio (its frontend: {type(frontend).__name__}); Kaldi "
+                "fbank options apply only to a model trained on precomputed features (--feats_type fbank): drop "
+                "the fbank options"
             )
+        if isinstance(frontend, KaldiFbankFrontend):  # its frames stream as the recipe's fbank features do
+            kaldi_fbank, frontend = StreamingKaldiFbank(frontend.kaldi_options, frontend.sample_rate), None
         self.frontend = frontend
         self.kaldi_fbank = kaldi_fbank
         self.normalize = normalize
