@@ -14,10 +14,13 @@ utterance) with 20 target tokens:
   it: what another front end or depth costs before anyone retrains the demo with it.
 
 Each figure is the best of `--repeats` means over `--steps` calls after two warm-up calls, all in one process.
-Run it on a quiet machine with the thread count of the recipe's training (2).
+Run it on a quiet machine with the thread count of the recipe's training (2). The process restarts itself with
+malloc keeping freed buffers (bench/allocator.py), as the recipes train; `--glibc-default-malloc` measures with
+glibc's defaults, where page faults of large buffers make the Samba-ASR step up to 1.5x slower from one process
+to the next.
 
 Usage: tools/venv/bin/python bench/bench_demo_step.py [--threads 2] [--frames 220] [--repeats 3] [--steps 6]
-       [--variant YAML_MAPPING ...]
+       [--variant YAML_MAPPING ...] [--glibc-default-malloc]
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ import yaml
 from espnet2.tasks.asr import ASRTask
 
 import espnet_samba  # noqa: F401  (registers encoder/decoder "mamba")
+from allocator import GLIBC_DEFAULTS_FLAG, restart_keeping_freed_buffers
 
 RECIPE_CONF = Path(__file__).resolve().parents[1] / "egs2" / "espeak_en" / "asr1" / "conf"
 VOCABULARY = 150
@@ -106,12 +110,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--variant", type=yaml.safe_load, action="append", default=[],
                         help="also time Samba-ASR with its encoder_conf updated by this YAML mapping")
+    parser.add_argument(GLIBC_DEFAULTS_FLAG, action="store_true", help="keep glibc's default malloc settings")
     args = parser.parse_args()
+    malloc = restart_keeping_freed_buffers()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     samba, conformer = build("train_asr_samba.yaml"), build("train_asr_conformer.yaml")
     time_of = lambda call: seconds(call, args.repeats, args.steps)  # noqa: E731
-    print(f"threads {args.threads}, {args.frames} frames ({args.frames / 100:.1f} s), {TOKENS} tokens per utterance")
+    print(f"threads {args.threads}, {args.frames} frames ({args.frames / 100:.1f} s), {TOKENS} tokens per utterance, "
+          f"malloc: {malloc}")
 
     step = time_of(training_step(samba, 16, args.frames))
     conformer_step = time_of(training_step(conformer, 16, args.frames))

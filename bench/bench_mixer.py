@@ -30,13 +30,9 @@ processes, taking turns with the other points, and reports medians over all thei
 slow spells of a second or more in which every run, ours and the floor's alike, takes up to 2x longer; the last
 column's ratio of the fastest runs is the one such spells do not move.
 
-Allocator: the bimodal per-process times were page faults. glibc's malloc serves a buffer of more than its mmap
-threshold (128 KiB at start, raised dynamically up to 32 MiB) with fresh pages from mmap and unmaps it on free,
-so a process whose threshold stayed low faults in every page of every large buffer on every run: the floor's
-B=1 T=8000 inference took 45-48 ms in some processes and 67-71 ms in others, all of it outside the matrix
-products. Each measuring process therefore starts with MALLOC_MMAP_THRESHOLD_ = 32 MiB and MALLOC_TRIM_THRESHOLD_
-= 4 GiB (freed buffers stay in the heap for the next run, as jemalloc or tcmalloc would keep them; PyTorch's CPU
-performance guide recommends those), ours and the baselines alike; `--glibc-default-malloc` measures without.
+Allocator: the bimodal per-process times were page faults of glibc's mmap'd buffers (bench/allocator.py). Each
+measuring process, ours and the baselines' alike, starts with allocator.KEEP_FREED_BUFFERS in its environment;
+`--glibc-default-malloc` measures without.
 
 Threads: measure on an otherwise idle machine with the default thread count. On a shared machine (more busy
 processes than cores) pass `--threads 1`: there every multi-threaded op waits for its preempted sibling thread.
@@ -60,6 +56,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from allocator import GLIBC_DEFAULTS_FLAG, KEEP_FREED_BUFFERS, describe
 from process_memory import PeakRssProbe
 
 D_MODEL = 256
@@ -192,10 +189,6 @@ at batch 64 would otherwise take the 24 GiB machine into its OOM killer)."""
 def _limit_address_space() -> None:
     limit = MEMORY_LIMIT_GIB << 30
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
-KEEP_FREED_BUFFERS = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(4 << 30)}
-"""glibc malloc settings of every measuring process (see Allocator above)."""
 
 
 def measure_in_subprocess(
@@ -376,7 +369,7 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument("--step-child", metavar="IMPL", help=argparse.SUPPRESS)
     parser.add_argument("--step-only", action="store_true", help="only the decoding-step latencies")
-    parser.add_argument("--glibc-default-malloc", action="store_true",
+    parser.add_argument(GLIBC_DEFAULTS_FLAG, action="store_true",
                         help="measure with glibc's default malloc settings instead of KEEP_FREED_BUFFERS")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -393,8 +386,7 @@ def main() -> None:
         print_step_report(measure_steps(implementations, args.processes, args.threads))
         return
     allocator = {} if args.glibc_default_malloc else KEEP_FREED_BUFFERS
-    settings = " ".join(f"{name}={value}" for name, value in allocator.items())
-    print(f"malloc: {settings or 'glibc defaults'}")
+    print(f"malloc: {describe(allocator)}")
     points = [(name, case) for case in CASES for name in implementations if (name, case) not in SKIPPED]
     results: Dict[Tuple[str, Case], Dict] = {}
     single_thread: Optional[Dict] = None
