@@ -101,8 +101,8 @@ def test_long_form_transcription_of_an_fbank_model_needs_its_conf(fbank_model, t
 def test_an_fbank_conf_for_a_model_with_a_frontend_is_refused(tmp_path):
     write_causal_model(tmp_path)
     (tmp_path / "fbank.conf").write_text("--num-mel-bins=20\n")
-    with pytest.raises(ValueError, match=r"computes its own features from audio \(frontend: default\); Kaldi fbank "
-                                          "options apply only to a model trained on precomputed features"):
+    with pytest.raises(ValueError, match=r"computes its own features from audio \(its frontend: DefaultFrontend\); "
+                                          "Kaldi fbank options apply only to a model trained on precomputed features"):
         recogniser(tmp_path, fbank_conf=tmp_path / "fbank.conf")
 
 
