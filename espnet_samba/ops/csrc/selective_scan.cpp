@@ -107,19 +107,15 @@ inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t, int64
   }
 }
 
-// All d_state rows of a block at one frame, lane by lane: h_n = 2^(Δ rate_n) h_n + Δu B_n, y += h_n C_n, where
-// rate is A log2(e); h and rate are (d_state, lanes). The scan's innermost loop.
+// One state row n of a block at one frame, lane by lane: h = 2^(Δ rate) h + Δu B_n, y += h C_n, where rate is
+// A log2(e). The scan's innermost loop: d_state of these per frame and block.
 template <typename T>
-inline void advance_state_rows(T* h, const T* rate, const T* dt, const T* du, const T* B_t, const T* C_t,
-                               int64_t d_state, T* y) {
-  constexpr int L = kLanes<T>;
-  for (int64_t n = 0; n < d_state; ++n) {
+inline void advance_state_row(T* h, const T* rate, const T* dt, const T* du, T b_n, T c_n, T* y) {
 #pragma omp simd
-    for (int k = 0; k < L; ++k) {
-      const T next = fast_exp2(dt[k] * rate[n * L + k]) * h[n * L + k] + du[k] * B_t[n];
-      h[n * L + k] = next;
-      y[k] += next * C_t[n];
-    }
+  for (int k = 0; k < kLanes<T>; ++k) {
+    const T next = fast_exp2(dt[k] * rate[k]) * h[k] + du[k] * b_n;
+    h[k] = next;
+    y[k] += next * c_n;
   }
 }
 
@@ -135,26 +131,15 @@ inline void recompute_state_row(const T* before, const T* rate, const T* dt, con
 }
 
 #if defined(__AVX512F__)
-// The same rows as one 16-lane vector each, on fast_exp2_avx512. y stays in registers across the rows, in two
-// accumulators: summed through memory, each row's add waited for the previous row's store.
+// The same rows as one 16-lane vector each, on fast_exp2_avx512.
 template <>
-inline void advance_state_rows<float>(float* h, const float* rate, const float* dt, const float* du,
-                                      const float* B_t, const float* C_t, int64_t d_state, float* y) {
-  const __m512 step = _mm512_loadu_ps(dt), input = _mm512_loadu_ps(du);
-  __m512 even = _mm512_loadu_ps(y), odd = _mm512_setzero_ps();
-  const auto advance = [&](int64_t n, __m512 sum) {
-    const __m512 decay = fast_exp2_avx512(_mm512_mul_ps(step, _mm512_loadu_ps(rate + n * 16)));
-    const __m512 next = _mm512_fmadd_ps(decay, _mm512_loadu_ps(h + n * 16), _mm512_mul_ps(input, _mm512_set1_ps(B_t[n])));
-    _mm512_storeu_ps(h + n * 16, next);
-    return _mm512_fmadd_ps(next, _mm512_set1_ps(C_t[n]), sum);
-  };
-  int64_t n = 0;
-  for (; n + 1 < d_state; n += 2) {
-    even = advance(n, even);
-    odd = advance(n + 1, odd);
-  }
-  if (n < d_state) even = advance(n, even);
-  _mm512_storeu_ps(y, _mm512_add_ps(even, odd));
+inline void advance_state_row<float>(float* h, const float* rate, const float* dt, const float* du, float b_n,
+                                     float c_n, float* y) {
+  const __m512 decay = fast_exp2_avx512(_mm512_mul_ps(_mm512_loadu_ps(dt), _mm512_loadu_ps(rate)));
+  const __m512 next =
+      _mm512_fmadd_ps(decay, _mm512_loadu_ps(h), _mm512_mul_ps(_mm512_loadu_ps(du), _mm512_set1_ps(b_n)));
+  _mm512_storeu_ps(h, next);
+  _mm512_storeu_ps(y, _mm512_fmadd_ps(next, _mm512_set1_ps(c_n), _mm512_loadu_ps(y)));
 }
 
 template <>
@@ -198,7 +183,9 @@ void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T*
       y[k] = skip[k] * u[k];
       du[k] = dt[k] * u[k];
     }
-    advance_state_rows(state, decay_rates, dt, du, B_t, C_t, N, y);
+    for (int64_t n = 0; n < N; ++n) {
+      advance_state_row(state + n * L, decay_rates + n * L, dt, du, B_t[n], C_t[n], y);
+    }
     if (p.z.data) {
       load_block<T, Full>(gate, p.z.at(b, t) + d0, count);
 #pragma omp simd
