@@ -21,7 +21,8 @@ export OMP_NUM_THREADS=1
 export PYTHONIOENCODING=UTF-8
 # glibc malloc: keep freed buffers for reuse instead of unmapping them (bench/allocator.py). With glibc's defaults a
 # process can fault in every page of every large tensor at every step: on a 2-core VM the demo's Samba-ASR training
-# step took 140-160 ms so and 94-109 ms with these (bench/bench_demo_step.py against --glibc-default-malloc).
+# step took 140-160 ms with glibc's defaults and 94-109 ms with these (bench/bench_demo_step.py, with and without
+# --glibc-default-malloc).
 # Memory freed during training then stays with the process until it exits. Set them before sourcing to override.
 export MALLOC_MMAP_THRESHOLD_="${MALLOC_MMAP_THRESHOLD_:-33554432}"  # 32 MiB, glibc's maximum
 export MALLOC_TRIM_THRESHOLD_="${MALLOC_TRIM_THRESHOLD_:-4294967296}"  # 4 GiB

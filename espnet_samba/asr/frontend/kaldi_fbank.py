@@ -81,18 +81,14 @@ class KaldiFbankFrontend(AbsFrontend):
         self.fft_length = (
             1 << (self.window_length - 1).bit_length() if round_to_power_of_two else self.window_length
         )
-        # The same features as torchaudio.compliance.kaldi.fbank keyword arguments (streaming computes them so).
+        # The options as torchaudio.compliance.kaldi.fbank keyword arguments: forward reads them, streaming passes
+        # them to kaldi.fbank.
         self.kaldi_options = {
             "num_mel_bins": num_mel_bins, "frame_length": frame_length, "frame_shift": frame_shift,
             "preemphasis_coefficient": preemphasis_coefficient, "remove_dc_offset": remove_dc_offset,
             "round_to_power_of_two": round_to_power_of_two, "low_freq": low_freq, "high_freq": high_freq,
             "use_power": use_power, "use_log_fbank": use_log_fbank, "window_type": window_type, "dither": 0.0,
         }
-        self.num_mel_bins = num_mel_bins
-        self.preemphasis_coefficient = preemphasis_coefficient
-        self.remove_dc_offset = remove_dc_offset
-        self.use_power = use_power
-        self.use_log_fbank = use_log_fbank
         self.register_buffer("window", kaldi_window(window_type, self.window_length), persistent=False)
         mel_banks, _ = kaldi_compliance.get_mel_banks(
             num_mel_bins, self.fft_length, float(self.sample_rate), low_freq, high_freq, 100.0, -500.0, 1.0
@@ -101,7 +97,7 @@ class KaldiFbankFrontend(AbsFrontend):
         self.register_buffer("mel_banks", torch.nn.functional.pad(mel_banks, (0, 1)), persistent=False)
 
     def output_size(self) -> int:
-        return self.num_mel_bins
+        return self.kaldi_options["num_mel_bins"]
 
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
         """Frames of utterances of `num_samples` samples (B,) with Kaldi's snip_edges: whole windows only."""
@@ -129,17 +125,18 @@ class KaldiFbankFrontend(AbsFrontend):
         needed = (max_frames - 1) * self.window_shift + self.window_length
         if samples.shape[1] < needed:
             samples = torch.nn.functional.pad(samples, (0, needed - samples.shape[1]))
+        options = self.kaldi_options
         frames = samples.unfold(1, self.window_length, self.window_shift)[:, :max_frames]  # (B, F, window)
-        if self.remove_dc_offset:
+        if options["remove_dc_offset"]:
             frames = frames - frames.mean(dim=-1, keepdim=True)
-        if self.preemphasis_coefficient != 0.0:
+        if options["preemphasis_coefficient"] != 0.0:
             previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
-            frames = frames - self.preemphasis_coefficient * previous
+            frames = frames - options["preemphasis_coefficient"] * previous
         spectrum = torch.fft.rfft(frames * self.window, n=self.fft_length).abs()  # (B, F, fft_length / 2 + 1)
-        if self.use_power:
+        if options["use_power"]:
             spectrum = spectrum.pow(2.0)
         feats = torch.matmul(spectrum, self.mel_banks.t())
-        if self.use_log_fbank:
+        if options["use_log_fbank"]:
             feats = feats.clamp(min=torch.finfo(torch.float32).eps).log()
         valid = torch.arange(max_frames, device=feats.device)[None, :] < feats_lengths[:, None]
         return feats.masked_fill(~valid[..., None], 0.0), feats_lengths
