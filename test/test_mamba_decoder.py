@@ -10,13 +10,15 @@ from espnet.nets.pytorch_backend.transformer.embedding import PositionalEncoding
 from espnet2.asr.decoder.transformer_decoder import TransformerDecoder
 from espnet_samba.asr.decoder import MambaDecoder
 from espnet_samba.asr.decoder.decoder_state import HypothesisState
-from espnet_samba.asr.decoder.sequence_packing import pack_memory_and_text, unpack_text
+from espnet_samba.asr.decoder.sequence_packing import pack_memory_and_text, reverse_valid_frames, unpack_text
 from espnet_samba.asr.decoder.token_embedding import TokenEmbedding
 
 VOCAB = 11
 SOS = VOCAB - 1
 ENCODER_SIZE = 12
 CROSS_CONNECTIONS = ["prefix", "attention"]
+# (cross_connection, memory_order): each cross-connection, and "prefix" reading each utterance's memory reversed.
+DECODER_FORMS = [("prefix", "forward"), ("prefix", "reversed"), ("attention", "forward")]
 
 
 def tiny_decoder(cross_connection: str, **options) -> MambaDecoder:
@@ -48,13 +50,23 @@ def teacher_forced_logp(decoder, memory, memory_lengths, tokens, token_lengths) 
     return logits.log_softmax(-1)
 
 
-@pytest.mark.parametrize("cross_connection", CROSS_CONNECTIONS)
+def flip_each_utterance(memory: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The obvious reversal, utterance by utterance: torch.flip of memory[b, :lengths[b]] (B, T, D), the padding
+    copied as it is."""
+    flipped = memory.clone()
+    for b, frames in enumerate(lengths.tolist()):
+        flipped[b, :frames] = memory[b, :frames].flip(0)
+    return flipped
+
+
+@pytest.mark.parametrize("cross_connection, memory_order", DECODER_FORMS)
 @pytest.mark.parametrize("d_model", [None, 8])
 @pytest.mark.parametrize("norm_type", ["layer_norm", "rms_norm"])
 @pytest.mark.parametrize("positional_encoding", ["sinusoidal", "none"])
-def test_forward_backward(cross_connection, d_model, norm_type, positional_encoding):
+def test_forward_backward(cross_connection, memory_order, d_model, norm_type, positional_encoding):
     decoder = tiny_decoder(
-        cross_connection, d_model=d_model, norm_type=norm_type, positional_encoding=positional_encoding
+        cross_connection, memory_order=memory_order, d_model=d_model, norm_type=norm_type,
+        positional_encoding=positional_encoding,
     )
     memory, memory_lengths, tokens, token_lengths = random_batch([7, 4], [5, 3])
     logits, lengths = decoder(memory.float(), memory_lengths, tokens, token_lengths)
@@ -100,9 +112,17 @@ def test_packing_puts_text_right_after_each_utterances_audio():
     assert unpack_text(packed, memory_lengths, 3)[1, 2, 0].item() == -6
 
 
-@pytest.mark.parametrize("cross_connection", CROSS_CONNECTIONS)
-def test_step_wise_scores_equal_teacher_forcing_for_every_prefix(cross_connection):
-    decoder = eval_float64(tiny_decoder(cross_connection))
+def test_reverse_valid_frames_equals_flipping_each_utterance():
+    memory = torch.randn(4, 6, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lengths = torch.tensor([6, 3, 0, 5])
+    reversed_memory = reverse_valid_frames(memory, lengths)
+    assert torch.equal(reversed_memory, flip_each_utterance(memory, lengths))
+    assert torch.equal(reversed_memory[1, 3:], memory[1, 3:]) and torch.equal(reversed_memory[2], memory[2])
+
+
+@pytest.mark.parametrize("cross_connection, memory_order", DECODER_FORMS)
+def test_step_wise_scores_equal_teacher_forcing_for_every_prefix(cross_connection, memory_order):
+    decoder = eval_float64(tiny_decoder(cross_connection, memory_order=memory_order))
     memory, memory_lengths, tokens, token_lengths = random_batch([9, 5, 7], [6, 4, 2])
     expected = teacher_forced_logp(decoder, memory, memory_lengths, tokens, token_lengths)
     with torch.no_grad():
@@ -113,9 +133,9 @@ def test_step_wise_scores_equal_teacher_forcing_for_every_prefix(cross_connectio
                 torch.testing.assert_close(logp[0], expected[b, u], rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("cross_connection", CROSS_CONNECTIONS)
-def test_teacher_forcing_is_the_same_alone_or_in_a_padded_batch(cross_connection):
-    decoder = eval_float64(tiny_decoder(cross_connection))
+@pytest.mark.parametrize("cross_connection, memory_order", DECODER_FORMS)
+def test_teacher_forcing_is_the_same_alone_or_in_a_padded_batch(cross_connection, memory_order):
+    decoder = eval_float64(tiny_decoder(cross_connection, memory_order=memory_order))
     memory, memory_lengths, tokens, token_lengths = random_batch([5, 9, 7], [3, 6, 4])
     batched = teacher_forced_logp(decoder, memory, memory_lengths, tokens, token_lengths)
     for b in range(3):
@@ -127,9 +147,36 @@ def test_teacher_forcing_is_the_same_alone_or_in_a_padded_batch(cross_connection
         torch.testing.assert_close(batched[b, :length], alone[0], rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("cross_connection", CROSS_CONNECTIONS)
-def test_a_hypothesis_scores_the_same_alone_or_in_a_batch(cross_connection):
-    decoder = eval_float64(tiny_decoder(cross_connection))
+def test_reversed_memory_order_equals_the_forward_one_on_each_utterance_flipped():
+    """Same weights (tiny_decoder seeds the initialisation); the oracle flips each utterance with torch.flip."""
+    forward_order = eval_float64(tiny_decoder("prefix"))
+    reversed_order = eval_float64(tiny_decoder("prefix", memory_order="reversed"))
+    memory, memory_lengths, tokens, token_lengths = random_batch([9, 5, 7], [6, 4, 2])
+    reversed_logp = teacher_forced_logp(reversed_order, memory, memory_lengths, tokens, token_lengths)
+    forward_logp = teacher_forced_logp(forward_order, memory, memory_lengths, tokens, token_lengths)
+    for b, length in enumerate(token_lengths.tolist()):
+        assert not torch.allclose(reversed_logp[b, :length], forward_logp[b, :length])
+    flipped = flip_each_utterance(memory, memory_lengths)
+    expected = teacher_forced_logp(forward_order, flipped, memory_lengths, tokens, token_lengths)
+    torch.testing.assert_close(reversed_logp, expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("source_order, target_order", [("reversed", "forward"), ("forward", "reversed")])
+def test_a_checkpoint_loads_into_either_memory_order(source_order, target_order):
+    source = tiny_decoder("prefix", memory_order=source_order)
+    with torch.no_grad():
+        for parameter in source.parameters():
+            # Away from the target's initialisation (the same seed), so that the load is seen to happen.
+            parameter.add_(1.0)
+    target = tiny_decoder("prefix", memory_order=target_order)
+    target.load_state_dict(source.state_dict(), strict=True)
+    loaded = target.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in source.state_dict().items())
+
+
+@pytest.mark.parametrize("cross_connection, memory_order", DECODER_FORMS)
+def test_a_hypothesis_scores_the_same_alone_or_in_a_batch(cross_connection, memory_order):
+    decoder = eval_float64(tiny_decoder(cross_connection, memory_order=memory_order))
     memory, memory_lengths, _, _ = random_batch([4, 9], [1, 1])
     with torch.no_grad():
         short_utterance, long_utterance = decoder.init_states(memory, memory_lengths)
@@ -171,9 +218,9 @@ def greedy_decode(decoder: MambaDecoder, states: List[HypothesisState], steps: i
     return tokens
 
 
-@pytest.mark.parametrize("cross_connection", CROSS_CONNECTIONS)
-def test_an_utterance_decodes_the_same_alone_or_in_a_batch(cross_connection):
-    decoder = eval_float64(tiny_decoder(cross_connection))
+@pytest.mark.parametrize("cross_connection, memory_order", DECODER_FORMS)
+def test_an_utterance_decodes_the_same_alone_or_in_a_batch(cross_connection, memory_order):
+    decoder = eval_float64(tiny_decoder(cross_connection, memory_order=memory_order))
     memory, memory_lengths, _, _ = random_batch([6, 11, 3], [1, 1, 1], seed=3)
     with torch.no_grad():
         batched = greedy_decode(decoder, decoder.init_states(memory, memory_lengths), steps=8)
@@ -292,6 +339,11 @@ def test_pre_x_is_refused_by_name():
         ({"positional_encoding": "learned"}, "positional_encoding must be one of"),
         ({"norm_type": "batch_norm"}, "norm_type must be one of"),
         ({"cross_connection": "attention", "attention_heads": 3}, "divisible by attention_heads"),
+        ({"memory_order": "backward"}, r"memory_order must be one of \('forward', 'reversed'\), got 'backward'"),
+        (
+            {"cross_connection": "attention", "memory_order": "reversed"},
+            "memory_order: reversed only applies to cross_connection: prefix, not 'attention'.*remove it",
+        ),
     ],
 )
 def test_invalid_options_raise_a_clear_error(options, message):

@@ -7,7 +7,10 @@ The audio reaches the blocks through a cross-connection, chosen by `cross_connec
   time the memory is absorbed once per utterance (`init_state`), after which a token step costs O(1) in both the
   prefix length and the audio length: the per-hypothesis state is a conv and an SSM state per block. The price:
   all audio information has to fit in that fixed-size state (no way to look back at a specific frame), and
-  training runs every block over T + U frames instead of U.
+  training runs every block over T + U frames instead of U. With `memory_order: reversed` each utterance's frames
+  are absorbed last to first, so the start of the audio, which the first tokens depend on, is the freshest in the
+  state instead of the oldest: Sutskever et al. (2014, "Sequence to sequence learning with neural networks")
+  found that reversing the source this way made LSTM encoder-decoders learn much faster.
 - "attention": each block is Mamba over the text, cross-attention to the (length-masked) memory, then a
   feed-forward block; the form used by Mamba decoders in ESPnet-based papers. A token step is O(1) in the prefix
   length but O(T) in the audio length (one query against the memory's keys, projected once per utterance), and
@@ -29,7 +32,7 @@ from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet_samba.asr.checkpoint_check import refuse_mismatched_checkpoints
 from espnet_samba.asr.decoder.attention_connection import AttentionCrossConnection
 from espnet_samba.asr.decoder.decoder_state import HypothesisState, MambaStackState, batch_memories
-from espnet_samba.asr.decoder.prefix_connection import PrefixCrossConnection
+from espnet_samba.asr.decoder.prefix_connection import PrefixCrossConnection, check_memory_order
 from espnet_samba.asr.decoder.token_embedding import TokenEmbedding
 from espnet_samba.compat import BatchScorerInterface
 from espnet_samba.modules.normalization import build_norm
@@ -75,6 +78,9 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         norm_type: "layer_norm" or "rms_norm", in the blocks and at the end.
         attention_heads, linear_units, src_attention_dropout_rate: cross-attention heads, feed-forward size and
             attention-weight dropout; cross_connection "attention" only (defaults 4, 2048, 0.0).
+        memory_order: "forward" or "reversed": the order in which cross_connection "prefix" reads each utterance's
+            encoder frames (see the module docstring); the same parameters serve both orders. Cross-connection
+            "attention" takes only "forward", its default.
         unsupported: any other key raises a ValueError that names it.
     """
 
@@ -99,11 +105,12 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         attention_heads: Optional[int] = None,
         linear_units: Optional[int] = None,
         src_attention_dropout_rate: Optional[float] = None,
+        memory_order: str = "forward",
         **unsupported: Any,
     ) -> None:
         super().__init__()
         refuse_mismatched_checkpoints(self)
-        _check_options(cross_connection, num_blocks, input_layer, normalize_before, unsupported)
+        _check_options(cross_connection, num_blocks, input_layer, normalize_before, memory_order, unsupported)
         attention_options = {
             "attention_heads": attention_heads,
             "linear_units": linear_units,
@@ -118,6 +125,7 @@ class MambaDecoder(AbsDecoder, BatchScorerInterface):
         self.decoders = CROSS_CONNECTIONS[cross_connection](
             num_blocks, d_model, d_state=d_state, d_conv=d_conv, expand=expand, dropout_rate=dropout_rate,
             norm_type=norm_type, **_attention_options(cross_connection, attention_options),
+            **_prefix_options(cross_connection, memory_order),
         )
         self.after_norm = build_norm(norm_type, d_model)
         self.output_layer = nn.Linear(d_model, vocab_size) if use_output_layer else None
@@ -272,7 +280,12 @@ def _common_position(states: List[HypothesisState], prefix_length: int) -> int:
 
 
 def _check_options(
-    cross_connection: str, num_blocks: int, input_layer: str, normalize_before: bool, unsupported: Dict[str, Any]
+    cross_connection: str,
+    num_blocks: int,
+    input_layer: str,
+    normalize_before: bool,
+    memory_order: str,
+    unsupported: Dict[str, Any],
 ) -> None:
     """Raise a ValueError naming every option MambaDecoder cannot honour."""
     if unsupported:
@@ -282,6 +295,7 @@ def _check_options(
         raise ValueError(f"MambaDecoder does not accept decoder_conf key(s): {reasons}")
     if cross_connection not in CROSS_CONNECTIONS:
         raise ValueError(f"cross_connection must be one of {sorted(CROSS_CONNECTIONS)}, got {cross_connection!r}")
+    check_memory_order(memory_order)
     if num_blocks < 1:
         raise ValueError(f"num_blocks must be at least 1, got {num_blocks}")
     if input_layer != "embed":
@@ -301,5 +315,18 @@ def _attention_options(cross_connection: str, given: Dict[str, Any]) -> Dict[str
         raise ValueError(
             f"decoder_conf key(s) {set_keys} only apply to cross_connection: attention, "
             f"not {cross_connection!r}; remove them"
+        )
+    return {}
+
+
+def _prefix_options(cross_connection: str, memory_order: str) -> Dict[str, Any]:
+    """The options to build `cross_connection` with that only "prefix" reads; a reversed order elsewhere is refused,
+    since the cross-attention reads any frame in any order and has no order to reverse."""
+    if cross_connection == "prefix":
+        return {"memory_order": memory_order}
+    if memory_order != "forward":
+        raise ValueError(
+            f"decoder_conf key memory_order: {memory_order} only applies to cross_connection: prefix, not "
+            f"{cross_connection!r} (the cross-attention reads any frame in any order); remove it"
         )
     return {}

@@ -7,8 +7,16 @@ import torch
 import torch.nn as nn
 
 from espnet_samba.asr.decoder.decoder_state import CrossAttentionMemory, MambaStackState
-from espnet_samba.asr.decoder.sequence_packing import pack_memory_and_text, unpack_text
+from espnet_samba.asr.decoder.sequence_packing import pack_memory_and_text, reverse_valid_frames, unpack_text
 from espnet_samba.modules import MambaBlock
+
+MEMORY_ORDERS = ("forward", "reversed")
+
+
+def check_memory_order(memory_order: str) -> None:
+    """Raise a ValueError naming the valid orders unless `memory_order` is one of them."""
+    if memory_order not in MEMORY_ORDERS:
+        raise ValueError(f"memory_order must be one of {MEMORY_ORDERS}, got {memory_order!r}")
 
 
 class PrefixCrossConnection(nn.Module):
@@ -22,6 +30,9 @@ class PrefixCrossConnection(nn.Module):
         d_state, d_conv, expand: the mixers' sizes.
         dropout_rate: dropout on each block's mixer output.
         norm_type: "layer_norm" or "rms_norm".
+        memory_order: "forward" reads each utterance's memory frames first to last, "reversed" last to first, so
+            that the frames the first tokens depend on are the freshest in the state (Sutskever et al., 2014).
+            The order applies alike to teacher forcing and decoding; it adds no parameters.
     """
 
     def __init__(
@@ -33,8 +44,11 @@ class PrefixCrossConnection(nn.Module):
         expand: int = 2,
         dropout_rate: float = 0.0,
         norm_type: str = "layer_norm",
+        memory_order: str = "forward",
     ) -> None:
         super().__init__()
+        check_memory_order(memory_order)
+        self.memory_order = memory_order
         self.blocks = nn.ModuleList(
             MambaBlock(d_model, d_state, d_conv, expand, dropout_rate, norm_type) for _ in range(num_blocks)
         )
@@ -51,7 +65,7 @@ class PrefixCrossConnection(nn.Module):
         Returns:
             (B, U, D): the last block's output at the text positions.
         """
-        x, _ = pack_memory_and_text(memory, memory_lengths, text, text_lengths)
+        x, _ = pack_memory_and_text(self._ordered(memory, memory_lengths), memory_lengths, text, text_lengths)
         for block in self.blocks:
             x = block(x)
         return unpack_text(x, memory_lengths, text.size(1))
@@ -69,11 +83,17 @@ class PrefixCrossConnection(nn.Module):
             The stack's state (batch B) after `memory_lengths` frames, and None (no cross-attention memory).
         """
         block_states = []
-        x = memory
+        x = self._ordered(memory, memory_lengths)
         for block in self.blocks:
             x, state = block(x, lengths=memory_lengths, return_final_state=True)
             block_states.append(state)
         return MambaStackState.stack_blocks(block_states), None
+
+    def _ordered(self, memory: torch.Tensor, memory_lengths: torch.Tensor) -> torch.Tensor:
+        """memory (B, T, D) with each utterance's valid frames in `memory_order`, padding frames in place."""
+        if self.memory_order == "reversed":
+            return reverse_valid_frames(memory, memory_lengths)
+        return memory
 
     def step(
         self, x: torch.Tensor, state: MambaStackState, memory: Optional[CrossAttentionMemory] = None

@@ -1,4 +1,5 @@
-"""Packing each utterance's audio memory and text into one left-aligned sequence, and reading the text back."""
+"""Packing each utterance's audio memory and text into one left-aligned sequence, reading the text back, and
+reversing each utterance's valid memory frames."""
 from __future__ import annotations
 
 from typing import Tuple
@@ -51,3 +52,22 @@ def unpack_text(packed: torch.Tensor, memory_lengths: torch.Tensor, text_frames:
     offsets = torch.arange(text_frames, device=packed.device)[None, :]
     index = (memory_lengths.to(packed.device)[:, None] + offsets).clamp(max=packed.size(1) - 1)
     return packed.gather(1, index[:, :, None].expand(-1, -1, packed.size(2)))
+
+
+def reverse_valid_frames(memory: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each sequence's first `lengths[b]` frames in reverse order; the padding frames stay where they are.
+
+    Reversing the padded tensor as a whole would move the padding to the front, where a recurrent mixer would
+    read it before the audio; here frame t < lengths[b] of sequence b is memory[b, lengths[b] - 1 - t].
+
+    Args:
+        memory: (B, T, D).
+        lengths: (B,), each at most T.
+
+    Returns:
+        (B, T, D), with frames t >= lengths[b] equal to memory's.
+    """
+    positions = torch.arange(memory.size(1), device=memory.device)[None, :]
+    lengths = lengths.to(memory.device)[:, None]
+    source = torch.where(positions < lengths, lengths - 1 - positions, positions)
+    return memory.gather(1, source[:, :, None].expand(-1, -1, memory.size(2)))
