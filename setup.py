@@ -65,5 +65,7 @@ setup(
         "test": ["pytest>=8", "loralib==0.1.2"],
         # mambapy's parallel scan is the CPU baseline of bench/bench_mixer.py.
         "bench": ["mambapy==1.2.0"],
+        # The demo corpus's unseen synthesizer (egs2/espeak_en): SVOX Pico with its English voices, built from source.
+        "recipes": ["ttspico==0.3.2"],
     },
 )

@@ -1,11 +1,16 @@
-"""espeak_en demo corpus (egs2/espeak_en/asr1/local): text normalisation, sentence and voice selection, synthesis
-with espeak-ng, the noisy test copy, and the Kaldi data dirs that local/data.sh writes.
+"""espeak_en demo corpus (egs2/espeak_en/asr1/local): text sources and normalisation, sentence and voice selection,
+synthesis by espeak-ng, flite, festival and SVOX Pico, the noisy test set, the LM text, and the Kaldi data dirs that
+local/data.sh writes.
 
 local/data.sh runs on a handful of utterances; the data dirs are checked with the template's
-utils/validate_data_dir.sh as well as directly.
+utils/validate_data_dir.sh as well as directly. Tests that need the synthesizers, sox and the text databases skip
+without them, except in CI (CI=true), where tools/install.sh has installed them and a skip would hide a broken
+installation.
 """
 import os
+import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,22 +22,49 @@ import soundfile
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs2" / "espeak_en" / "asr1"
-SUBSETS = ("train", "dev", "test", "test_noisy", "train_mc", "dev_mc")
+TRAIN_SUBSETS = ("train", "dev", "train_mc", "dev_mc")
+HELD_OUT_TEST_SETS = ("test_espeak", "test_flite", "test_festival")
+TEST_SETS = (*HELD_OUT_TEST_SETS, "test_unseen_pico", "test_mixed", "test_noisy")
+SUBSETS = (*TRAIN_SUBSETS, *TEST_SETS)
 KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
-# One reading per training sentence: 15 sentences (two readings) leave too few closed-vocabulary ones for dev/test.
-TINY = ["--num_train", "30", "--num_dev", "3", "--num_test", "4", "--nj", "2", "--train_readings", "1"]
+TINY = ["--num_train", "30", "--num_dev", "3", "--num_test", "4", "--nj", "2"]
 
 sys.path.insert(0, str(RECIPE / "local"))
-from fortune_text import DEFAULT_CATEGORIES, DEFAULT_FORTUNE_DIR, split_fortunes, split_sentences  # noqa: E402
 from add_noise import parse_snr  # noqa: E402
-from make_plan import collect_transcripts, limit_vocabulary, main as make_plan_main, read_plan  # noqa: E402
+from fortune_text import DEFAULT_FORTUNE_DIR, split_fortunes, split_sentences  # noqa: E402
 from lm_text import main as lm_text_main, other_text  # noqa: E402
+from make_plan import family_balanced_voices, limit_vocabulary, main as make_plan_main, read_plan  # noqa: E402
+from synthesizers import SynthesisRequest, Voice, sox_pitch_effect, sox_tempo_effect, synthesizer  # noqa: E402
 from text_normalization import normalize_transcript  # noqa: E402
+from text_sources import Passage, iter_passages  # noqa: E402
+from wordnet_text import DEFAULT_WORDNET_DIR, as_sentence, iter_examples  # noqa: E402
 
-needs_tools = pytest.mark.skipif(
-    not (DEFAULT_FORTUNE_DIR.is_dir() and all(os.access(f"/usr/bin/{p}", os.X_OK) for p in ("espeak-ng", "sox"))),
-    reason="needs espeak-ng, sox and the fortunes database (tools/install.sh installs them)",
-)
+REQUIRED_PROGRAMS = ("espeak-ng", "flite", "festival", "sox")
+
+
+def _missing_tools() -> List[str]:
+    missing = [program for program in REQUIRED_PROGRAMS if shutil.which(program) is None]
+    missing += [str(path) for path in (DEFAULT_FORTUNE_DIR, DEFAULT_WORDNET_DIR) if not path.is_dir()]
+    try:
+        import ttspico  # noqa: F401
+    except ImportError:
+        missing.append("ttspico")
+    return missing
+
+
+def require_recipe_tools() -> None:
+    """The synthesizers, sox and text databases: skip without them, fail in CI (tools/install.sh's job)."""
+    missing = _missing_tools()
+    if missing:
+        message = f"needs {', '.join(missing)} (tools/install.sh installs them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def recipe_tools() -> None:
+    require_recipe_tools()
 
 
 def run_data_sh(out: Path, *options: str, env: Dict[str, str] = None) -> subprocess.CompletedProcess:
@@ -51,6 +83,7 @@ def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
+    require_recipe_tools()
     out = tmp_path_factory.mktemp("espeak_en")
     result = run_data_sh(out, *TINY)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -92,72 +125,73 @@ def test_fortune_file_parsing():
     ]
 
 
-def data_sh_defaults() -> Dict[str, str]:
-    """The option defaults of local/data.sh (its `name=value` lines before parse_options.sh)."""
-    text = (RECIPE / "local" / "data.sh").read_text().split(". utils/parse_options.sh")[0]
-    return {m.group(1): m.group(2) for m in re.finditer(r'^([a-z_]+)="?([^"\n#]*?)"?\s*(?:#.*)?$', text, re.M)}
+def write_wordnet(directory: Path) -> Path:
+    """A WordNet database of two synsets per part of speech, in WordNet 3.0's data-file layout."""
+    directory.mkdir()
+    header = "  1 This software and database is being provided to you, the LICENSEE\n"
+    glosses = {
+        "noun": ['00001740 03 n 01 joy 0 000 | a state of happiness; "she was full of joy"; "the joy of the day"',
+                 '00002137 03 n 01 day 0 000 | a time; "a day-to-day job"'],
+        "verb": ['00001740 29 v 01 sit 0 000 | be seated; "we sat up all night."'],
+        "adj": ['00001740 00 a 01 able 0 000 | having skill; "able to swim!"'],
+        "adv": ['00001740 02 r 01 fast 0 000 | quickly'],
+    }
+    for part, lines in glosses.items():
+        (directory / f"data.{part}").write_text(header + "".join(line + "  \n" for line in lines), encoding="latin-1")
+    return directory
 
 
-def default_voices(defaults: Dict[str, str], subset: str) -> List[str]:
-    accents, variants = defaults[f"{subset}_accents"].split(), defaults[f"{subset}_variants"].split()
-    return [f"{accent}+{variant}" for accent in accents for variant in variants]
+def test_wordnet_examples_are_read_with_their_synsets(tmp_path):
+    examples = list(iter_examples(write_wordnet(tmp_path / "wordnet")))
+    assert examples == [
+        ("noun.00001740", "She was full of joy."),
+        ("noun.00001740", "The joy of the day."),
+        ("noun.00002137", "A day-to-day job."),
+        ("verb.00001740", "We sat up all night."),
+        ("adj.00001740", "Able to swim!"),
+    ]
+    assert as_sentence(" we left ") == "We left."
 
 
-@needs_tools
-def test_default_plan_has_a_real_vocabulary_and_held_out_speakers(tmp_path):
-    """local/data.sh's defaults: >= 3000 utterances, >= 1000 distinct words, closed-vocabulary dev/test,
-    ASR-style transcripts of 4-12 words, several voices; the test voices' variants (the speakers) are never
-    heard in train or dev, under any accent."""
-    defaults = data_sh_defaults()
-    train_voices, test_voices = default_voices(defaults, "train"), default_voices(defaults, "test")
-    options = ["num_train", "num_dev", "num_test", "vocab_size", "train_readings", "min_words", "max_words"]
-    make_plan_main(["--out_dir", str(tmp_path), *[a for o in options for a in (f"--{o}", defaults[o])],
-                    "--train_voices", *train_voices, "--test_voices", *test_voices])
-    plans = {subset: read_plan(tmp_path / f"{subset}.tsv") for subset in ("train", "dev", "test")}
-    assert [len(plans[s]) for s in ("train", "dev", "test")] == [int(defaults[f"num_{s}"]) for s in ("train", "dev", "test")]
-    assert sum(len(plan) for plan in plans.values()) >= 3000
-    words = {subset: {w for u in plan for w in u.transcript.split()} for subset, plan in plans.items()}
-    assert len(words["train"]) >= 1000
-    assert words["dev"] <= words["train"] and words["test"] <= words["train"]
-    transcripts = [u.transcript for plan in plans.values() for u in plan]
-    assert len(set(transcripts)) == len(transcripts), "subsets must not share sentences"
-    for transcript in transcripts:
-        assert re.fullmatch(r"[A-Z]+(?:'[A-Z]+)*(?: [A-Z]+(?:'[A-Z]+)*){3,11}", transcript), transcript
-    assert {u.voice for u in plans["test"]} == set(test_voices)
-    assert {u.voice for s in ("train", "dev") for u in plans[s]} <= set(train_voices)
-    heard_variants = {u.voice.split("+")[1] for s in ("train", "dev") for u in plans[s]}
-    assert len(heard_variants) >= 4 and heard_variants.isdisjoint(v.split("+")[1] for v in test_voices)
-
-
-@needs_tools
-def test_limited_vocabulary_plan_repeats_its_words(tmp_path):
-    """--vocab_size 2200 --train_readings 2: >= 3000 training utterances, every word within the 2200 most frequent
-    of the pool, >= 1000 distinct words, each training sentence read twice."""
-    voices = ["--train_voices", "en-us+m1", "en-gb+f1", "--test_voices", "en-us+m2"]
-    make_plan_main(["--out_dir", str(tmp_path), "--vocab_size", "2200", "--train_readings", "2", *voices])
-    plans = {subset: read_plan(tmp_path / f"{subset}.tsv") for subset in ("train", "dev", "test")}
-    assert [len(plans[s]) for s in ("train", "dev", "test")] == [3000, 200, 300]
-    pool = collect_transcripts(DEFAULT_FORTUNE_DIR, DEFAULT_CATEGORIES, 4, 12)
-    counts: Dict[str, int] = {}
-    for transcript in pool:
-        for word in transcript.split():
-            counts[word] = counts.get(word, 0) + 1
-    top = set(sorted(counts, key=lambda w: (-counts[w], w))[:2200])
-    words = {subset: {w for u in plan for w in u.transcript.split()} for subset, plan in plans.items()}
-    assert 1000 <= len(words["train"]) <= 2200 and words["train"] <= top
-    assert words["dev"] <= words["train"] and words["test"] <= words["train"]
-    train_sentences: Dict[str, int] = {}
-    for u in plans["train"]:
-        train_sentences[u.transcript] = train_sentences.get(u.transcript, 0) + 1
-    assert set(train_sentences.values()) == {2} and len(train_sentences) == 1500
-    held_out = [u.transcript for s in ("dev", "test") for u in plans[s]]
-    assert len(set(held_out)) == len(held_out) and set(held_out).isdisjoint(train_sentences)
+def test_text_sources_group_transcripts_by_passage_and_drop_hyphenated_examples(tmp_path):
+    wordnet = write_wordnet(tmp_path / "wordnet")
+    (tmp_path / "fortunes").mkdir()
+    (tmp_path / "fortunes" / "quotes").write_text("The cat sat down. Buy IBM now.\n%\nA dog barked.\n%\n")
+    passages = list(iter_passages(["fortunes", "wordnet"], tmp_path / "fortunes", ["quotes"], wordnet))
+    assert passages == [
+        Passage("fortunes", "quotes.0", ["THE CAT SAT DOWN"]),
+        Passage("fortunes", "quotes.1", ["A DOG BARKED"]),
+        Passage("wordnet", "noun.00001740", ["SHE WAS FULL OF JOY", "THE JOY OF THE DAY"]),
+        Passage("wordnet", "verb.00001740", ["WE SAT UP ALL NIGHT"]),
+        Passage("wordnet", "adj.00001740", ["ABLE TO SWIM"]),
+    ]
+    with pytest.raises(FileNotFoundError, match="install Debian's 'wordnet-base' package"):
+        list(iter_passages(["wordnet"], tmp_path, [], tmp_path / "no_wordnet"))
 
 
 def test_limit_vocabulary_keeps_sentences_of_frequent_words():
     transcripts = ["A B", "A C", "A B D", "B C"]  # counts: A 3, B 3, C 2, D 1
     assert limit_vocabulary(transcripts, 2) == ["A B"]
     assert limit_vocabulary(transcripts, 3) == ["A B", "A C", "B C"]
+
+
+def test_families_share_the_utterances_equally_and_their_voices_in_turn():
+    voices = [Voice("espeak-ng", f"en-us+m{i}") for i in range(1, 9)] + [Voice("festival", "kal_diphone")]
+    slots = family_balanced_voices(voices, 100, random.Random(0))
+    families = [voice.family for voice in slots]
+    assert families.count("espeak-ng") == 50 and families.count("festival") == 50
+    counts = {voice: slots.count(voice) for voice in set(slots) if voice.family == "espeak-ng"}
+    assert sorted(counts.values()) == [6, 6, 6, 6, 6, 6, 7, 7]
+
+
+def test_voice_specs_and_sox_effects():
+    assert Voice.parse("espeak-ng:en-us+f2").speaker == "espeak-ng_en-us_f2"
+    assert Voice.parse("festival:kal_diphone").spec == "festival:kal_diphone"
+    for spec, message in [("awb", "FAMILY:NAME"), ("mbrola:us1", "unknown synthesizer family 'mbrola'")]:
+        with pytest.raises(ValueError, match=message):
+            Voice.parse(spec)
+    assert sox_pitch_effect(2.0) == ["pitch", "1200"] and sox_pitch_effect(1.0) == []
+    assert sox_tempo_effect(1.25) == ["tempo", "-s", "1.250"] and sox_tempo_effect(1.0) == []
 
 
 def test_parse_snr():
@@ -168,14 +202,110 @@ def test_parse_snr():
         parse_snr("20-5")
 
 
-@needs_tools
-def test_sentence_pool_is_deterministic():
-    first = collect_transcripts(DEFAULT_FORTUNE_DIR, DEFAULT_CATEGORIES, 4, 12)
-    assert first == collect_transcripts(DEFAULT_FORTUNE_DIR, DEFAULT_CATEGORIES, 4, 12)
-    assert len(first) > 5000
+def fundamental_frequency(audio: np.ndarray, fs: int) -> float:
+    """The median F0 (Hz) of the voiced 40 ms frames of `audio`, from the autocorrelation peak in 60-400 Hz."""
+    frame, lags = int(0.04 * fs), np.arange(fs // 400, fs // 60)
+    estimates = []
+    for start in range(0, len(audio) - frame, frame):
+        x = audio[start:start + frame] - audio[start:start + frame].mean()
+        if np.sqrt(np.mean(x**2)) < 0.02:
+            continue
+        correlation = np.array([np.dot(x[:-lag], x[lag:]) for lag in lags]) / np.dot(x, x)
+        if correlation.max() > 0.5:
+            estimates.append(fs / lags[correlation.argmax()])
+    return float(np.median(estimates))
 
 
-@needs_tools
+@pytest.mark.parametrize("voice", ["espeak-ng:en-us+m1", "flite:awb", "flite:kal16", "festival:kal_diphone",
+                                   "festival:cmu_us_slt_arctic_hts", "pico:en-US"])
+def test_every_family_reads_text_at_the_asked_tempo_and_pitch(voice, recipe_tools, tmp_path):
+    """Each synthesizer's tempo and pitch reach the audio, natively or through sox: 1.5x the tempo shortens the
+    utterance by about a third, 1.3x the pitch raises the F0 by 1.15x or more (espeak-ng's -p is not a factor)."""
+    from synthesize import finish_audio
+
+    parsed = Voice.parse(voice)
+    results = {}
+    for tempo, pitch in [(0.8, 1.0), (1.2, 1.0), (1.0, 0.9), (1.0, 1.17)]:
+        request = SynthesisRequest(f"u{tempo}-{pitch}", parsed, tempo, pitch, "the cat sat on the mat with a hat")
+        (result,) = synthesizer(parsed.family).synthesize([request], tmp_path)
+        wav = tmp_path / f"{request.utt_id}.16k.wav"
+        finish_audio(result, wav, 16000, shutil.which("sox"))
+        audio, fs = soundfile.read(str(wav))
+        results[(tempo, pitch)] = (len(audio) / fs, fundamental_frequency(audio, fs))
+    assert 1.3 < results[(0.8, 1.0)][0] / results[(1.2, 1.0)][0] < 1.8
+    assert results[(1.0, 1.17)][1] / results[(1.0, 0.9)][1] > 1.15
+
+
+def data_sh_plan(tmp_path: Path, *options: str) -> Dict[str, list]:
+    """local/data.sh's stage 1 (the plans) with its defaults and `options`, read back per subset."""
+    result = run_data_sh(tmp_path, "--stop_stage", "1", *options)
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan_dir = tmp_path / "data" / "local" / "plan"
+    return {path.stem: read_plan(path) for path in sorted(plan_dir.glob("*.tsv"))}
+
+
+def test_default_plan_has_everyday_english_three_families_and_held_out_voices(recipe_tools, tmp_path):
+    """local/data.sh's defaults: >= 5000 training utterances from both text sources, >= 1000 distinct words,
+    closed-vocabulary dev/test, ASR-style transcripts of 4-12 words; three families reading equal shares of
+    train; every test set reads the same sentences; held-out voices are never heard in train or dev; the unseen
+    set's family reads nothing else."""
+    plans = data_sh_plan(tmp_path)
+    assert set(plans) == {"train", "dev", *HELD_OUT_TEST_SETS, "test_unseen_pico", "test_mixed"}
+    assert len(plans["train"]) >= 5000
+    words = {subset: {w for u in plan for w in u.transcript.split()} for subset, plan in plans.items()}
+    assert len(words["train"]) >= 1000
+    assert words["dev"] <= words["train"] and words["test_mixed"] <= words["train"]
+    test_sentences = sorted(u.transcript for u in plans["test_mixed"])
+    for name in (*HELD_OUT_TEST_SETS, "test_unseen_pico"):
+        assert sorted(u.transcript for u in plans[name]) == test_sentences, name
+    evaluation = [u.transcript for s in ("dev", "test_mixed") for u in plans[s]]
+    training = {u.transcript for u in plans["train"]}
+    assert len(set(evaluation)) == len(evaluation) and training.isdisjoint(evaluation)
+    for transcript in training | set(evaluation):
+        assert re.fullmatch(r"[A-Z]+(?:'[A-Z]+)*(?: [A-Z]+(?:'[A-Z]+)*){3,11}", transcript), transcript
+    family_counts = {family: sum(Voice.parse(u.voice).family == family for u in plans["train"])
+                     for family in ("espeak-ng", "flite", "festival")}
+    assert max(family_counts.values()) - min(family_counts.values()) <= 1, family_counts
+    heard = {u.speaker for s in ("train", "dev") for u in plans[s]}
+    for name in HELD_OUT_TEST_SETS:
+        speakers = {u.speaker for u in plans[name]}
+        assert speakers and speakers.isdisjoint(heard), name
+    assert {Voice.parse(u.voice).family for u in plans["test_unseen_pico"]} == {"pico"}
+    assert "pico" not in {Voice.parse(u.voice).family for s in ("train", "dev") for u in plans[s]}
+    held_out_variants = {u.voice.split("+")[1] for u in plans["test_espeak"]}
+    assert held_out_variants.isdisjoint(u.voice.split("+")[1] for u in plans["train"] if "+" in u.voice)
+    # Both sources read: some training sentences are WordNet examples, some are fortunes.
+    wordnet = {t for _, s in iter_examples(DEFAULT_WORDNET_DIR) for t in [normalize_transcript(s)] if t}
+    from_wordnet = sum(u.transcript in wordnet for u in plans["train"])
+    assert 0.2 * len(plans["train"]) < from_wordnet < 0.9 * len(plans["train"])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--flite_test_voices", "awb"], "--test_set test_flite must hold voices out of --train_voices; both have: flite_awb"),
+        (["--unseen_voices", "flite:rms"], "--unseen_test_set test_unseen_pico: family flite also reads the training data"),
+        (["--synthesizers", "espeak-ng mbrola"], "--synthesizers: 'mbrola' is not a training family"),
+    ],
+)
+def test_inconsistent_voices_stop_the_plan_with_the_reason(recipe_tools, tmp_path, options, message):
+    result = run_data_sh(tmp_path, *TINY, "--stop_stage", "1", *options)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_a_voice_this_machine_lacks_is_named_before_synthesis(recipe_tools, tmp_path):
+    result = run_data_sh(tmp_path, *TINY, "--stop_stage", "2", "--festival_train_voices", "rab_diphone")
+    assert result.returncode != 0
+    assert "festival has no voice rab_diphone here; it has:" in result.stderr
+
+
+def test_one_training_family_has_one_held_out_test_set(recipe_tools, tmp_path):
+    plans = data_sh_plan(tmp_path, *TINY, "--synthesizers", "espeak-ng")
+    assert set(plans) == {"train", "dev", "test_espeak", "test_unseen_pico", "test_mixed"}
+    assert {Voice.parse(u.voice).family for u in plans["train"]} == {"espeak-ng"}
+
+
 def test_data_dirs_are_valid_and_sorted(corpus):
     for subset in SUBSETS:
         data_dir = corpus / "data" / subset
@@ -191,10 +321,9 @@ def test_data_dirs_are_valid_and_sorted(corpus):
         spk2utt = {spk: utts.split() for spk, utts in read_table(data_dir / "spk2utt").items()}
         assert sorted((u, s) for s, us in spk2utt.items() for u in us) == sorted(utt2spk.items())
     sizes = {s: len(read_table(corpus / "data" / s / "text")) for s in SUBSETS}
-    assert sizes == {"train": 30, "dev": 3, "test": 4, "test_noisy": 4, "train_mc": 30, "dev_mc": 3}
+    assert sizes == {"train": 30, "dev": 3, "train_mc": 30, "dev_mc": 3, **{s: 4 for s in TEST_SETS}}
 
 
-@needs_tools
 def test_audio_is_16k_mono_speech(corpus):
     for subset in SUBSETS:
         for path in read_table(corpus / "data" / subset / "wav.scp").values():
@@ -203,20 +332,21 @@ def test_audio_is_16k_mono_speech(corpus):
             assert 0.5 < info.duration < 10.0
 
 
-@needs_tools
 def test_test_voices_are_held_out(corpus):
     speakers = {s: set(read_table(corpus / "data" / s / "utt2spk").values()) for s in SUBSETS}
-    assert speakers["test"].isdisjoint(speakers["train"] | speakers["dev"])
+    heard = speakers["train"] | speakers["dev"]
+    for name in (*HELD_OUT_TEST_SETS, "test_unseen_pico", "test_noisy"):
+        assert speakers[name].isdisjoint(heard), name
     assert speakers["dev"] <= speakers["train"]
-    assert speakers["test_noisy"] == speakers["test"]
+    assert speakers["test_noisy"] == speakers["test_mixed"]
     assert speakers["train_mc"] == speakers["train"] and speakers["dev_mc"] == speakers["dev"]
-    # Speaker ids name espeak-ng voices: accent_variant.
-    assert all(re.fullmatch(r"en(-[a-z0-9]+)*_[mf]\d", spk) for spk in set().union(*speakers.values()))
+    # Speaker ids name the voices: family_voice.
+    families = {spk.split("_")[0] for spk in set().union(*speakers.values())}
+    assert families == {"espeak-ng", "flite", "festival", "pico"}
 
 
-@needs_tools
 def test_noisy_copy_has_same_utterances_and_10db_snr(corpus):
-    clean_dir, noisy_dir = corpus / "data" / "test", corpus / "data" / "test_noisy"
+    clean_dir, noisy_dir = corpus / "data" / "test_mixed", corpus / "data" / "test_noisy"
     for name in ("text", "utt2spk", "spk2utt"):
         assert (clean_dir / name).read_text() == (noisy_dir / name).read_text()
     clean_wavs, noisy_wavs = read_table(clean_dir / "wav.scp"), read_table(noisy_dir / "wav.scp")
@@ -229,7 +359,6 @@ def test_noisy_copy_has_same_utterances_and_10db_snr(corpus):
         assert snr_db(clean, noisy) == pytest.approx(10.0, abs=0.1)
 
 
-@needs_tools
 def test_multi_condition_copies_noise_a_share_at_5_to_20_db(corpus):
     """train_mc/dev_mc: the same utterances and texts; about half the audio with noise at 5-20 dB SNR, the rest
     the clean files themselves; no noise realisation is shared with test_noisy (other utterances, other seed)."""
@@ -254,27 +383,30 @@ def test_multi_condition_copies_noise_a_share_at_5_to_20_db(corpus):
     )
 
 
-@needs_tools
 def test_progress_and_log_are_reported(corpus):
     output = (corpus / "stdout.txt").read_text()
     assert re.search(r"\[train\] 30/30 utterances \(100%\), elapsed \d+ s, ETA 0 s", output)
     assert "data/local/log/synthesize.*.log" in output
     log_lines = (corpus / "data" / "local" / "log" / "synthesize.train.log").read_text().splitlines()
-    assert len(log_lines) == 30 and all(re.search(r"voice=\S+ rate=\d+ pitch=\d+ dur=", line) for line in log_lines)
+    assert len(log_lines) == 30
+    assert all(re.search(r"voice=[a-z-]+:\S+ tempo=[\d.]+ pitch=[\d.]+ dur=", line) for line in log_lines)
 
 
-def test_lm_text_leaves_out_training_sentences_and_whole_evaluation_fortunes(tmp_path):
-    """other_text keeps every normalisable sentence once, drops the training transcripts one by one and every
-    sentence of a fortune that holds a dev/test transcript (its neighbours too)."""
-    (tmp_path / "quotes").write_text(
-        "The cat sat down. A dog barked loudly.\n%\n"
-        "Never trust a smiling cat! The sky was grey.\n%\n"
-        "Buy IBM stock now. Rain falls on the plain.\n%\n"
-        "A dog barked loudly.\n%\n"
-    )
-    (tmp_path / "sayings").write_text("Rain falls on the plain.\n%\nEvery word counts twice.\n%\n")
-    kept = other_text(tmp_path, ["quotes", "sayings"], spoken={"THE CAT SAT DOWN"}, held_out={"THE SKY WAS GREY"})
-    assert kept == ["A DOG BARKED LOUDLY", "EVERY WORD COUNTS TWICE", "RAIN FALLS ON THE PLAIN"]
+def test_lm_text_leaves_out_training_sentences_and_whole_evaluation_passages():
+    """other_text keeps every sentence once, drops the training transcripts one by one, every sentence of a
+    passage (fortune or synset) that holds a dev/test transcript (its neighbours too), and with a vocabulary,
+    every sentence with a word outside it."""
+    passages = [
+        Passage("fortunes", "quotes.0", ["THE CAT SAT DOWN", "A DOG BARKED LOUDLY"]),
+        Passage("fortunes", "quotes.1", ["NEVER TRUST A SMILING CAT", "THE SKY WAS GREY"]),
+        Passage("wordnet", "noun.1", ["RAIN FALLS ON THE PLAIN", "A DOG BARKED LOUDLY"]),
+        Passage("wordnet", "noun.2", ["WE LEFT EARLY", "EVERY WORD COUNTS TWICE"]),
+        Passage("wordnet", "verb.3", ["SHE SANG A SONG", "WE ATE"]),
+    ]
+    kept = other_text(passages, spoken={"THE CAT SAT DOWN"}, held_out={"THE SKY WAS GREY", "WE LEFT EARLY"})
+    assert kept == ["A DOG BARKED LOUDLY", "RAIN FALLS ON THE PLAIN", "SHE SANG A SONG", "WE ATE"]
+    within = other_text(passages, set(), set(), vocabulary={"WE", "ATE", "A", "DOG", "BARKED", "LOUDLY"})
+    assert within == ["A DOG BARKED LOUDLY", "WE ATE"]
 
 
 def test_lm_text_without_the_corpus_says_which_stage_to_run(tmp_path):
@@ -284,16 +416,15 @@ def test_lm_text_without_the_corpus_says_which_stage_to_run(tmp_path):
     assert not (tmp_path / "other").exists()
 
 
-@needs_tools
 def test_lm_text_holds_no_evaluation_sentence(corpus):
     """data/local/other_text/text (data.sh stage 5): Kaldi-style, sorted keys, more text than the training
-    transcripts, no training, dev or test sentence."""
+    transcripts, no training, dev or test sentence, every word within the corpus's vocabulary limit."""
     table = read_table(corpus / "data" / "local" / "other_text" / "text")
     keys = list(table)
     assert keys == sorted(keys) and len(table) > 1000
     sentences = set(table.values())
     assert len(sentences) == len(table)
-    for subset in ("train", "dev", "test"):
+    for subset in ("train", "dev", *TEST_SETS):
         assert sentences.isdisjoint(read_table(corpus / "data" / subset / "text").values()), subset
 
 
@@ -305,20 +436,12 @@ def _corpus_fingerprint(out: Path) -> Dict[str, bytes]:
     return files
 
 
-@needs_tools
 def test_same_seed_same_corpus_other_seed_other_corpus(corpus, tmp_path):
     again, other = tmp_path / "again", tmp_path / "other"
     assert run_data_sh(again, *TINY).returncode == 0
-    assert run_data_sh(other, *TINY, "--seed", "1").returncode == 0
+    assert run_data_sh(other, *TINY, "--seed", "1", "--stop_stage", "2").returncode == 0
     assert _corpus_fingerprint(again) == _corpus_fingerprint(corpus)
     assert (other / "data/train/text").read_text() != (corpus / "data/train/text").read_text()
-
-
-@needs_tools
-def test_test_voices_must_be_held_out(tmp_path):
-    result = run_data_sh(tmp_path, *TINY, "--test_accents", "en-us", "--test_variants", "m1", "--stop_stage", "1")
-    assert result.returncode != 0
-    assert "--test_voices must be held out from --train_voices, both contain: en-us_m1" in result.stderr
 
 
 def _path_without(program: str, tmp_path: Path) -> str:
@@ -335,10 +458,10 @@ def _path_without(program: str, tmp_path: Path) -> str:
     return str(bin_dir)
 
 
-@needs_tools
-def test_missing_espeak_ng_is_a_clear_error(tmp_path):
-    env = {**os.environ, "PATH": _path_without("espeak-ng", tmp_path)}
+@pytest.mark.parametrize("program, package", [("espeak-ng", "espeak-ng"), ("flite", "flite")])
+def test_missing_synthesizer_is_a_clear_error(recipe_tools, tmp_path, program, package):
+    env = {**os.environ, "PATH": _path_without(program, tmp_path)}
     result = run_data_sh(tmp_path, *TINY, env=env)
     assert result.returncode != 0
-    assert "'espeak-ng' not found on PATH: install it (Debian/Ubuntu: apt-get install espeak-ng" in result.stdout
-    assert not (tmp_path / "data" / "train").exists()
+    assert f"'{program}' not found on PATH: install it (Debian/Ubuntu: apt-get install {package}" in result.stderr
+    assert not (tmp_path / "data" / "train" / "text").exists()

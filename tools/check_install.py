@@ -4,8 +4,8 @@
     tools/venv/bin/python tools/check_install.py
 
 Exits 1 when something required is missing (torch, torchaudio, ESPnet, espnet-samba and its registration,
-sclite); the fused CPU kernels, the CUDA kernels, espeak-ng, sox and fortunes are reported but optional (speed
-on CPU; GPU training; the demo corpus).
+sclite); the fused CPU kernels, the CUDA kernels and what the demo corpus needs (espeak-ng, flite, festival and its
+voices, SVOX Pico's ttspico, sox, fortunes, wordnet) are reported but optional (speed on CPU; GPU training; the demo).
 """
 from __future__ import annotations
 
@@ -93,7 +93,31 @@ def executable(name: str, version_args: List[str], required: bool, purpose: str)
     return (name, True, f"{path} {first_line[0] if first_line else ''}".strip(), required)
 
 
-APT_PACKAGES = {"sclite": "sctk", "espeak-ng": "espeak-ng", "sox": "sox"}
+APT_PACKAGES = {"sclite": "sctk", "espeak-ng": "espeak-ng", "sox": "sox", "flite": "flite", "festival": "festival"}
+# The demo corpus's data: (name, path, Debian package).
+DEMO_DATA = (
+    ("fortunes", "/usr/share/games/fortunes", "fortunes"),
+    ("wordnet", "/usr/share/wordnet/data.noun", "wordnet-base"),
+    ("festival voice kal", "/usr/share/festival/voices/english/kal_diphone", "festvox-kallpc16k"),
+    ("festival voice ked", "/usr/share/festival/voices/english/ked_diphone", "festvox-kdlpc16k"),
+    ("festival voice slt", "/usr/share/festival/voices/us/cmu_us_slt_arctic_hts", "festvox-us-slt-hts"),
+)
+
+
+def demo_data() -> List[Row]:
+    return [
+        (name, os.path.exists(path),
+         path if os.path.exists(path) else f"not found (the demo corpus); apt-get install {package}", False)
+        for name, path, package in DEMO_DATA
+    ]
+
+
+def pico() -> Row:
+    try:
+        import ttspico  # noqa: F401
+    except ImportError:
+        return ("ttspico", False, "not found (the demo's unseen synthesizer); pip install ttspico", False)
+    return ("ttspico", True, f"SVOX Pico {importlib.metadata.version('ttspico')}", False)
 
 
 def main() -> int:
@@ -105,11 +129,11 @@ def main() -> int:
         rows.append(registration())
     rows.append(executable("sclite", [], True, "scoring"))
     rows.append(executable("espeak-ng", ["--version"], False, "the demo corpus"))
+    rows.append(executable("flite", ["--version"], False, "the demo corpus"))
+    rows.append(executable("festival", ["--version"], False, "the demo corpus"))
+    rows.append(pico())
     rows.append(executable("sox", ["--version"], False, "speed perturbation, the demo corpus"))
-    fortunes = "/usr/share/games/fortunes"
-    rows.append(("fortunes", os.path.isdir(fortunes),
-                 fortunes if os.path.isdir(fortunes) else "not found (demo corpus text); apt-get install fortunes",
-                 False))
+    rows += demo_data()
 
     width = max(len(name) for name, *_ in rows)
     for name, found, detail, required in rows:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build the espnet-samba environment in tools/venv from nothing.
 #
-#   tools/install.sh            # venv + torch + ESPnet + espnet-samba (editable) + test deps + kernels
-#                               # + sclite, espeak-ng, sox, fortunes, g++, slurm-wlm and munge (Debian packages,
-#                               #   when root; tools/slurm_cluster.sh runs a local Slurm cluster with the last two)
+#   tools/install.sh            # venv + torch + ESPnet + espnet-samba (editable) + test and recipe deps + kernels
+#                               # + sclite, espeak-ng, flite, festival + voices, sox, fortunes, wordnet, g++,
+#                               #   slurm-wlm and munge (Debian packages, when root; tools/slurm_cluster.sh runs a
+#                               #   local Slurm cluster with the last two)
 #
 # Running it again is fast and changes nothing: each step leaves a stamp in tools/venv/.stamps named after the
 # content hash of what it installed, and is skipped while the stamp matches.
@@ -75,7 +76,7 @@ install_torch() {
 }
 
 install_package() {
-    pip_install -q -e "${root}[test,bench]"
+    pip_install -q -e "${root}[test,bench,recipes]"
 }
 
 nvcc_present() {
@@ -111,21 +112,31 @@ install_system_tools() {
     command -v sclite >/dev/null 2>&1 || [[ -x /usr/lib/sctk/bin/sclite ]] || missing+=(sctk)
     command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
     command -v sox >/dev/null 2>&1 || missing+=(sox)
-    # The demo corpus (egs2/espeak_en) reads its English sentences from the fortune database.
+    # The demo corpus (egs2/espeak_en) reads English sentences from the fortune database and WordNet's examples,
+    # with flite and festival (its English voices) besides espeak-ng.
     [[ -d /usr/share/games/fortunes ]] || missing+=(fortunes)
+    [[ -f /usr/share/wordnet/data.noun ]] || missing+=(wordnet-base)
+    command -v flite >/dev/null 2>&1 || missing+=(flite)
+    command -v festival >/dev/null 2>&1 || missing+=(festival)
+    local voice
+    for voice in english/kal_diphone:festvox-kallpc16k english/ked_diphone:festvox-kdlpc16k \
+                 us/cmu_us_slt_arctic_hts:festvox-us-slt-hts; do
+        [[ -d /usr/share/festival/voices/${voice%%:*} ]] || missing+=("${voice##*:}")
+    done
     # The fused CPU kernels are compiled with the system's C++ compiler (torch.utils.cpp_extension).
     command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
     # A real single-node Slurm cluster for the recipes' slurm backend and multi-process training (tools/slurm_cluster.sh).
     command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 || missing+=(slurm-wlm)
     command -v munged >/dev/null 2>&1 || missing+=(munge)
-    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng, sox, fortunes, a C++ compiler, Slurm and munge found"; return 0; }
+    ((${#missing[@]} == 0)) && { log "system tools: sclite, espeak-ng, flite, festival and its voices, sox, fortunes, wordnet, a C++ compiler, Slurm and munge found"; return 0; }
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         log "system tools: apt-get install ${missing[*]}"
         apt-get update -qq >/dev/null
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
         log "WARNING: missing ${missing[*]}: install them (Debian/Ubuntu: sudo apt-get install ${missing[*]});"
-        log "         scoring needs sclite (sctk), the demo corpus needs espeak-ng, sox and fortunes,"
+        log "         scoring needs sclite (sctk), the demo corpus needs espeak-ng, flite, festival and its"
+        log "         festvox voices, sox, fortunes and wordnet-base,"
         log "         the fused CPU kernels need g++ (without it the slower pure-PyTorch path runs),"
         log "         the Slurm tests need slurm-wlm and munge (tools/slurm_cluster.sh)."
     fi

@@ -7,5 +7,7 @@ LIBRISPEECH=${LIBRISPEECH:-downloads}
 # Local releases (licensed; not downloaded by the recipes).
 GIGASPEECH=${GIGASPEECH:-}
 SPGISPEECH=${SPGISPEECH:-}
-# Text source of the offline demo corpus (egs2/espeak_en): Debian's `fortunes` package.
+# Text sources of the offline demo corpus (egs2/espeak_en): Debian's `fortunes` package ...
 FORTUNES=${FORTUNES:-/usr/share/games/fortunes}
+# ... and the example sentences of WordNet: Debian's `wordnet-base`.
+WORDNET=${WORDNET:-/usr/share/wordnet}

@@ -1,65 +1,49 @@
 #!/usr/bin/env python3
-"""Synthesize the utterances of a plan with espeak-ng, in parallel, into 16-bit mono wav files and a Kaldi data dir.
+"""Synthesize the utterances of a plan, in parallel, into 16-bit mono wav files and a Kaldi data dir.
 
-Each utterance runs ``espeak-ng -v VOICE -s RATE -p PITCH --stdout`` on its lower-cased transcript and
-resamples the result with ``sox`` to ``--fs``, trimming the trailing silence to 50 ms. Progress (done/total, elapsed, ETA) goes to stderr; one line per
-utterance (voice, rate, pitch, duration) goes to ``--log_file``.
+Each utterance is read by its voice's synthesizer (``synthesizers.py``: espeak-ng, flite, festival, SVOX Pico)
+from its lower-cased transcript, then ``sox`` applies the tempo/pitch the synthesizer could not, resamples to
+``--fs``, and trims the trailing silence to 50 ms. The plan is cut into batches of one voice (``--batch_size``
+utterances; festival reads a batch in one process), run by ``--nj`` parallel jobs. Progress (done/total,
+elapsed, ETA) goes to stderr; one line per utterance (voice, tempo, pitch, duration) goes to ``--log_file``.
 """
 import argparse
-import shutil
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Optional, Sequence, TextIO
+from typing import List, Optional, Sequence, TextIO
 
 import soundfile
 
 from kaldi_data import DataEntry, write_data_dir
 from make_plan import Utterance, read_plan
+from synthesizers import (
+    SynthesisRequest, SynthesisResult, Voice, group_requests, require_program, synthesizer, _run,
+)
 
-SILENCE_LEVEL = "-55d"  # sox silence threshold: espeak-ng's pauses are digital silence, far below it
+SILENCE_LEVEL = "-55d"  # sox silence threshold: the synthesizers' pauses are (near) digital silence, far below it
 TRAILING_PAUSE = "0.05"  # seconds of silence kept after the last word
 
 
-def require_program(name: str, package: str) -> str:
-    """Return the path of an executable, or raise an error naming the package that provides it."""
-    path = shutil.which(name)
-    if path is None:
-        raise FileNotFoundError(
-            f"'{name}' not found on PATH: install it (Debian/Ubuntu: apt-get install {package}, "
-            "or run tools/install.sh)"
-        )
-    return path
-
-
-def synthesize_utterance(utt: Utterance, wav_path: Path, fs: int, espeak_ng: str, sox: str) -> float:
-    """Synthesize one utterance into ``wav_path`` and return its duration in seconds.
+def finish_audio(result: SynthesisResult, wav_path: Path, fs: int, sox: str) -> float:
+    """Write one synthesized utterance as the corpus keeps it and return its duration in seconds.
 
     Args:
-        utt: The planned utterance.
+        result: The synthesizer's raw audio and the sox effects still owed (tempo, pitch).
         wav_path: Output wav file (16-bit PCM, mono, ``fs`` Hz).
         fs: Output sampling rate in Hz.
-        espeak_ng: Path of the espeak-ng executable.
         sox: Path of the sox executable.
     """
-    speak = [espeak_ng, "-v", utt.voice, "-s", str(utt.rate), "-p", str(utt.pitch), "--stdout"]
-    # -D: no dither, which sox would otherwise draw at random when it rounds the resampled audio to 16 bits.
-    # The effects trim espeak-ng's trailing silence (~0.3 s, a tenth of an utterance) down to TRAILING_PAUSE.
-    resample = [sox, "-q", "-D", "-t", "wav", "-", "-t", "wav", "-r", str(fs), "-c", "1", "-b", "16", str(wav_path),
-                "reverse", "silence", "1", "0.01", SILENCE_LEVEL, "reverse", "pad", "0", TRAILING_PAUSE]
-    # espeak-ng reads the text from stdin, so no word can be mistaken for an option.
-    speech = subprocess.run(speak, input=utt.transcript.lower().encode(), capture_output=True, check=False)
-    if speech.returncode != 0 or not speech.stdout:
-        raise RuntimeError(
-            f"espeak-ng failed for {utt.utt_id} (voice '{utt.voice}'): {speech.stderr.decode().strip()} "
-            "(list the voices with: espeak-ng --voices=en)"
-        )
-    converted = subprocess.run(resample, input=speech.stdout, capture_output=True, check=False)
-    if converted.returncode != 0:
-        raise RuntimeError(f"sox failed to write {wav_path}: {converted.stderr.decode().strip()}")
+    # -D: no dither, which sox would otherwise draw at random when it rounds the audio to 16 bits. The reverses
+    # around `silence` trim the trailing silence (espeak-ng leaves ~0.3 s, a tenth of an utterance).
+    command = [sox, "-q", "-D", str(result.raw_wav), "-r", str(fs), "-c", "1", "-b", "16", str(wav_path),
+               *result.sox_effects, "reverse", "silence", "1", "0.01", SILENCE_LEVEL, "reverse",
+               "pad", "0", TRAILING_PAUSE]
+    _run(command, f"sox writing {wav_path}")
+    result.raw_wav.unlink()
     return soundfile.info(str(wav_path)).duration
 
 
@@ -89,27 +73,42 @@ class Progress:
                 )
 
 
+def as_request(utt: Utterance) -> SynthesisRequest:
+    return SynthesisRequest(utt.utt_id, Voice.parse(utt.voice), utt.tempo, utt.pitch, utt.transcript.lower())
+
+
 def synthesize_plan(
-    plan: Sequence[Utterance], wav_dir: Path, fs: int, nj: int, name: str, log: Optional[TextIO] = None
+    plan: Sequence[Utterance], wav_dir: Path, fs: int, nj: int, name: str, batch_size: int = 50,
+    log: Optional[TextIO] = None,
 ) -> float:
     """Synthesize every utterance of a plan with ``nj`` parallel jobs and return the total audio duration."""
-    espeak_ng = require_program("espeak-ng", "espeak-ng")
     sox = require_program("sox", "sox")
+    requests = [as_request(utt) for utt in plan]
+    for family in sorted({request.voice.family for request in requests}):
+        synthesizer(family).check_voices(sorted({r.voice.name for r in requests if r.voice.family == family}))
     wav_dir.mkdir(parents=True, exist_ok=True)
     progress = Progress(name, len(plan), sys.stderr)
-    total_duration = 0.0
-    with ThreadPoolExecutor(max_workers=nj) as pool:
-        futures = {
-            pool.submit(synthesize_utterance, utt, wav_dir / f"{utt.utt_id}.wav", fs, espeak_ng, sox): utt
-            for utt in plan
-        }
-        for future in as_completed(futures):
-            utt = futures[future]
-            duration = future.result()
-            total_duration += duration
+    log_lock = threading.Lock()
+
+    def run_batch(family: str, batch: List[SynthesisRequest], raw_dir: Path) -> float:
+        duration = 0.0
+        for result in synthesizer(family).synthesize(batch, raw_dir):
+            request = result.request
+            utt_duration = finish_audio(result, wav_dir / f"{request.utt_id}.wav", fs, sox)
+            duration += utt_duration
             if log is not None:
-                log.write(f"{utt.utt_id} voice={utt.voice} rate={utt.rate} pitch={utt.pitch} dur={duration:.2f}\n")
+                with log_lock:
+                    log.write(f"{request.utt_id} voice={request.voice.spec} tempo={request.tempo} "
+                              f"pitch={request.pitch} dur={utt_duration:.2f}\n")
             progress.advance()
+        return duration
+
+    total_duration = 0.0
+    with tempfile.TemporaryDirectory(dir=wav_dir, prefix=".raw-") as raw_dir, ThreadPoolExecutor(nj) as pool:
+        futures = [pool.submit(run_batch, family, batch, Path(raw_dir))
+                   for family, batch in group_requests(requests, batch_size)]
+        for future in as_completed(futures):
+            total_duration += future.result()
     return total_duration
 
 
@@ -120,14 +119,15 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_dir", type=Path, required=True, help="Kaldi data dir to write")
     parser.add_argument("--fs", type=int, default=16000)
     parser.add_argument("--nj", type=int, default=2, help="parallel synthesis jobs")
+    parser.add_argument("--batch_size", type=int, default=50, help="utterances of one voice per batch")
     parser.add_argument("--log_file", type=Path, help="per-utterance log")
     return parser
 
 
 def main(argv: Sequence[str]) -> None:
     args = get_parser().parse_args(argv)
-    if args.nj < 1:
-        raise ValueError(f"--nj must be at least 1, got {args.nj}")
+    if args.nj < 1 or args.batch_size < 1:
+        raise ValueError(f"--nj and --batch_size must be at least 1, got {args.nj} and {args.batch_size}")
     plan = read_plan(args.plan)
     wav_dir = args.wav_dir.resolve()
     log = None
@@ -135,7 +135,7 @@ def main(argv: Sequence[str]) -> None:
         args.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = args.log_file.open("w", encoding="utf-8")
     try:
-        duration = synthesize_plan(plan, wav_dir, args.fs, args.nj, args.data_dir.name, log)
+        duration = synthesize_plan(plan, wav_dir, args.fs, args.nj, args.data_dir.name, args.batch_size, log)
     finally:
         if log is not None:
             log.close()
