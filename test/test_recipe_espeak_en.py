@@ -1,6 +1,6 @@
-"""The espeak_en demo recipe (egs2/espeak_en/asr1), as ESPnet's CI runs mini_an4: stages 1-13 of run.sh on a
-handful of utterances with a tiny model, then the results table; and its training configs built through
-ESPnet's own ASR task.
+"""The espeak_en demo recipe (egs2/espeak_en/asr1), as ESPnet's CI runs mini_an4: stages 1-14 of run.sh on a
+handful of utterances with a tiny model, then the results table and the packed model decoding a wav file through
+ESPnet's Speech2Text; and its training configs built through ESPnet's own ASR task.
 
 The recipe runs in a copy of its directory inside a miniature checkout (symlinks to this repository's
 egs2/TEMPLATE, tools and package), so it never touches data/, dump/ or exp/ of the real recipe directory.
@@ -21,13 +21,21 @@ import espnet_samba  # noqa: F401  (registers encoder/decoder "mamba" in ESPnet'
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs2" / "espeak_en" / "asr1"
-TEST_SETS = ("test", "test_noisy")
+TEST_SETS = ("test_espeak", "test_flite", "test_festival", "test_unseen_pico", "test_noisy")
 NUM_TEST = 4
+LM_EXP = "exp/lm_train_lm_ci_en_char"
+ASR_EXP = "exp/asr_train_asr_samba_ci_raw_en_char"
+SAMBA_FORMS = {  # conf/tuning/train_asr_samba_<form>.yaml: (encoder bidirectional, decoder cross-connection)
+    "bidir_attention": (True, "attention"),
+    "bidir_prefix": (True, "prefix"),
+    "causal_prefix": (False, "prefix"),
+    "causal_attention": (False, "attention"),
+}
 
 needs_tools = pytest.mark.skipif(
-    not all(shutil.which(p) for p in ("espeak-ng", "sox", "sclite"))
-    and not os.access("/usr/lib/sctk/bin/sclite", os.X_OK),
-    reason="needs espeak-ng, sox and sclite (tools/install.sh installs them)",
+    not all(shutil.which(p) for p in ("espeak-ng", "flite", "festival", "sox"))
+    or not (shutil.which("sclite") or os.access("/usr/lib/sctk/bin/sclite", os.X_OK)),
+    reason="needs espeak-ng, flite, festival, sox and sclite (tools/install.sh installs them)",
 )
 
 
@@ -74,19 +82,19 @@ def run_ci_recipe(recipe: Path, first: int, last: int, *options: str, env: Optio
 
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory) -> Tuple[Path, subprocess.CompletedProcess]:
-    """Stages 1-13 with run.pl, the default backend."""
+    """Stages 1-14 with run.pl, the default backend."""
     recipe = miniature_checkout(tmp_path_factory.mktemp("espeak_ci_local"))
-    return recipe, run_ci_recipe(recipe, 1, 13)
+    return recipe, run_ci_recipe(recipe, 1, 14)
 
 
 @pytest.mark.slow
 @needs_tools
-def test_recipe_runs_stages_1_to_13(local_run):
+def test_recipe_runs_stages_1_to_14(local_run):
     recipe, result = local_run
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
 
     results_files = sorted((recipe / "exp").glob("asr_*/RESULTS.md"))
-    assert [p.parent.name for p in results_files] == ["asr_train_asr_samba_ci_fbank_en_char"]
+    assert [p.parent.name for p in results_files] == [ASR_EXP.split("/")[1]]
     results = results_files[0].read_text()
     assert "## Environments" in results
     for table in ("WER", "CER"):
@@ -95,15 +103,34 @@ def test_recipe_runs_stages_1_to_13(local_run):
         for name, (snt, wrd, corr, sub, dele, ins, err, s_err) in rows.items():
             assert snt == NUM_TEST, name
             assert wrd > 0 and err == pytest.approx(sub + dele + ins, abs=0.2), name
-    lexicon = set((recipe / "data" / "en_token_list" / "lexicon.txt").read_text().split())
-    for test_set in TEST_SETS:  # decoded with run.sh's LM (shallow fusion) and lexicon, as the full recipe does
-        decoded = next((recipe / "exp").glob(f"asr_*/decode_asr_lm_lm_train_lm_ci_en_char_*_lexicon_*/{test_set}/text"))
-        hypotheses = [line.split()[1:] for line in decoded.read_text().splitlines()]
-        assert len(hypotheses) == NUM_TEST
-        assert all(word in lexicon for words in hypotheses for word in words), hypotheses
+    for test_set in TEST_SETS:  # decoded with run.sh's LM (shallow fusion), open vocabulary
+        decoded = next((recipe / ASR_EXP).glob(f"decode_asr_lm_lm_train_lm_ci_en_char_*_asr_model_*/{test_set}/text"))
+        assert len(decoded.read_text().splitlines()) == NUM_TEST
     assert (recipe / "exp" / "lm_train_lm_ci_en_char" / "perplexity_test" / "ppl").exists()
-    lm_text = (recipe / "dump" / "fbank" / "lm_train.txt").read_text().splitlines()
+    lm_text = (recipe / "dump" / "raw" / "lm_train.txt").read_text().splitlines()
     assert len(lm_text) > 1000, "the LM must read data/local/other_text/text besides the 30 training transcripts"
+
+
+@pytest.mark.slow
+@needs_tools
+def test_packed_model_decodes_a_wav_file_through_speech2text(local_run, tmp_path, monkeypatch):
+    """Stage 14's archive, unpacked elsewhere, takes raw audio: the README's lines give stage 12's hypothesis of
+    the utterance (same model, LM and decoding options), with no feature extraction by the user."""
+    import soundfile
+    import yaml
+    from espnet2.bin.asr_inference import Speech2Text
+    from espnet2.main_funcs.pack_funcs import unpack
+
+    recipe, result = local_run
+    assert result.returncode == 0, "the run.pl run failed: see test_recipe_runs_stages_1_to_14"
+    (archive,) = (recipe / ASR_EXP).glob("*.zip")
+    utt_id, wav = (recipe / "data" / "test_flite" / "wav.scp").read_text().splitlines()[0].split(" ", 1)
+    decoded = next((recipe / ASR_EXP).glob("decode_asr_lm_*/test_flite/text")).read_text().splitlines()
+    expected = dict((line.split(" ", 1) + [""])[:2] for line in decoded)[utt_id]
+    options = yaml.safe_load((recipe / "conf" / "decode_asr.yaml").read_text())
+    monkeypatch.chdir(tmp_path)  # nothing may resolve against the recipe dir
+    speech2text = Speech2Text(**unpack(str(archive), "model"), **options)
+    assert speech2text(soundfile.read(wav, dtype="float32")[0])[0][0] == expected
 
 
 def build_model(config: Path, tmp_path: Path, vocabulary: int = 150):
@@ -111,20 +138,32 @@ def build_model(config: Path, tmp_path: Path, vocabulary: int = 150):
     tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(vocabulary - 3)] + ["<sos/eos>"]
     token_list.write_text("\n".join(tokens) + "\n")
     args = ASRTask.get_parser().parse_args(
-        ["--config", str(config), "--token_list", str(token_list), "--input_size", "40", "--output_dir", str(tmp_path)]
+        ["--config", str(config), "--token_list", str(token_list), "--output_dir", str(tmp_path)]
     )
     return ASRTask.build_model(args)
 
 
 def test_samba_and_baseline_configs_build_at_equal_size(tmp_path):
-    """Samba-ASR and the Conformer + Transformer baseline are built by ESPnet with parameter counts within 10 %."""
+    """Samba-ASR and the Conformer + Transformer baseline are built by ESPnet with parameter counts within 10 %,
+    both computing their features from raw audio (frontend kaldi_fbank, 40 bins)."""
     samba = build_model(RECIPE / "conf" / "train_asr_samba.yaml", tmp_path)
     baseline = build_model(RECIPE / "conf" / "train_asr_conformer.yaml", tmp_path)
     assert type(samba.encoder).__name__ == "MambaEncoder" and type(samba.decoder).__name__ == "MambaDecoder"
     assert type(baseline.encoder).__name__ == "ConformerEncoder"
     assert type(baseline.decoder).__name__ == "TransformerDecoder"
+    for model in (samba, baseline):
+        assert type(model.frontend).__name__ == "KaldiFbankFrontend" and model.frontend.output_size() == 40
     sizes = [sum(p.numel() for p in model.parameters()) for model in (samba, baseline)]
     assert sizes[1] == pytest.approx(sizes[0], rel=0.1), sizes
+
+
+@pytest.mark.parametrize("form", SAMBA_FORMS)
+def test_every_samba_form_builds_with_its_direction_and_cross_connection(form, tmp_path):
+    bidirectional, cross_connection = SAMBA_FORMS[form]
+    model = build_model(RECIPE / "conf" / "tuning" / f"train_asr_samba_{form}.yaml", tmp_path)
+    layers = [m for m in model.encoder.modules() if type(m).__name__ == "MambaEncoderLayer"]
+    assert len(layers) == 8 and all(layer.bidirectional == bidirectional for layer in layers)
+    assert type(model.decoder.decoders).__name__ == f"{cross_connection.capitalize()}CrossConnection"
 
 
 def test_ci_config_builds(tmp_path):
@@ -134,8 +173,6 @@ def test_ci_config_builds(tmp_path):
 
 # ----- the same run on a real Slurm cluster (cmd_backend=slurm; the conftest fixture starts the cluster) -----
 
-LM_EXP = "exp/lm_train_lm_ci_en_char"
-ASR_EXP = "exp/asr_train_asr_samba_ci_fbank_en_char"
 DDP_TAG = "ddp_2nodes"
 SUBMITTED = re.compile(r"slurm\.pl: submitted Slurm job \d+ \((\d+) task\(s\)\), logs: (\S+)")
 
@@ -223,11 +260,11 @@ def test_slurm_backend_reaches_the_run_pl_results(local_run, slurm_run):
     for step in ("features", "statistics", "training", "decoding"):
         result = getattr(slurm_run, step)
         assert result.returncode == 0, f"{step}:\n{output_of(result)[-5000:]}"
-    for step, log_part, tasks in (("features", "make_fbank", 2), ("statistics", "stats.", 2),
+    for step, log_part, tasks in (("features", "format_wav_scp", 2), ("statistics", "stats.", 2),
                                   ("training", "train.log", 1), ("decoding", "asr_inference", 2)):
         jobs = [(int(count), log) for count, log in SUBMITTED.findall(output_of(getattr(slurm_run, step)))]
         assert any(count == tasks and log_part in log for count, log in jobs), (step, jobs)
-    decode_log = next(slurm_run.recipe.glob(f"{ASR_EXP}/decode_*/test/logdir/asr_inference.1.log")).read_text()
+    decode_log = next(slurm_run.recipe.glob(f"{ASR_EXP}/decode_*/test_espeak/logdir/asr_inference.1.log")).read_text()
     assert re.search(r"# Started at .* on node\d, Slurm job \d+", decode_log)
     local_results = (local_run[0] / ASR_EXP / "RESULTS.md").read_text()
     slurm_results = (slurm_run.recipe / ASR_EXP / "RESULTS.md").read_text()
