@@ -332,6 +332,15 @@ def test_audio_is_16k_mono_speech(corpus):
             assert 0.5 < info.duration < 10.0
 
 
+def test_every_family_speaks_at_one_level_unclipped(corpus):
+    """The synthesizers' own levels differ by 10 dB and more (Pico's clip at its default volume): every clean
+    utterance is scaled to a peak of -1 dBFS."""
+    for subset in ("train", "dev", *HELD_OUT_TEST_SETS, "test_unseen_pico", "test_mixed"):
+        for path in read_table(corpus / "data" / subset / "wav.scp").values():
+            audio, _ = soundfile.read(path)
+            assert np.abs(audio).max() == pytest.approx(10 ** (-1 / 20), abs=0.01), path
+
+
 def test_test_voices_are_held_out(corpus):
     speakers = {s: set(read_table(corpus / "data" / s / "utt2spk").values()) for s in SUBSETS}
     heard = speakers["train"] | speakers["dev"]

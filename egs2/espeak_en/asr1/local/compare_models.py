@@ -4,16 +4,16 @@
 For each ``NAME=EXP_DIR``: every decoding directory of the experiment (``decode_*``: the offline decoding, and a
 streamed one as its own row) and, in it, every test set's ``score_wer/result.txt`` (sclite's ``Sum/Avg`` line);
 the parameter count and the epochs with their train + validation time from ``train.log``. Writes
-``summary.md`` and ``wer.png`` (WER per test set and model) into ``--out_dir`` and prints the table.
+``wer.md`` and ``wer.png`` (WER per test set and model) into ``--out_dir`` and prints the table.
 
     local/compare_models.py --out_dir exp/compare_models --minutes 12 causal_prefix=exp/asr_compare_causal_prefix ...
 """
-import argparse
 import re
 import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
+from report_outputs import named_path, new_figure, publish
 from training_curves import read_epochs
 
 TEST_SETS = ("test_espeak", "test_flite", "test_festival", "test_unseen_pico", "test_noisy")
@@ -50,7 +50,7 @@ def experiment_rows(name: str, exp_dir: Path) -> List[Row]:
     """One row per decoding directory of an experiment, the offline one first."""
     log = (exp_dir / "train.log").read_text(encoding="utf-8", errors="replace")
     parameters = _PARAMETERS.search(log)
-    epochs = read_epochs(exp_dir / "train.log")
+    epochs = read_epochs(exp_dir)
     minutes = sum(e.train_seconds + e.valid.get("time", 0.0) for e in epochs) / 60
     decode_dirs = sorted(exp_dir.glob("decode_*"), key=lambda d: (_STREAMING.search(d.name) is not None, d.name))
     if not decode_dirs:
@@ -76,13 +76,9 @@ def summary_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: Sequence[Row], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(9, 4.5))
+def plot(rows: Sequence[Row]):
+    """WER bars: the test sets side by side, one bar per model."""
+    figure, axis = new_figure(9.0)
     width = 0.8 / len(rows)
     for index, row in enumerate(rows):
         positions = [i + (index - (len(rows) - 1) / 2) * width for i in range(len(TEST_SETS))]
@@ -91,31 +87,19 @@ def plot(rows: Sequence[Row], path: Path) -> None:
     axis.set_ylabel("WER (%)")
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def parse_experiment(text: str) -> tuple:
-    name, separator, directory = text.partition("=")
-    if not separator:
-        raise argparse.ArgumentTypeError(f"expected NAME=EXP_DIR, got '{text}'")
-    return name, Path(directory)
+    return figure
 
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiments", nargs="+", type=parse_experiment, help="NAME=EXP_DIR")
+    parser.add_argument("experiments", nargs="+", type=named_path, help="NAME=EXP_DIR")
     parser.add_argument("--out_dir", type=Path, required=True)
     parser.add_argument("--minutes", type=float, help="the training budget, for the table's title")
     args = parser.parse_args(argv)
     rows = [row for name, exp_dir in args.experiments for row in experiment_rows(name, exp_dir)]
     budget = f" at {args.minutes:g} minutes of training each" if args.minutes else ""
     text = f"WER (%) per test set{budget}, open vocabulary (no lexicon)\n\n" + summary_table(rows)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "summary.md").write_text(text, encoding="utf-8")
-    plot(rows, args.out_dir / "wer.png")
-    print(text)
+    publish(args.out_dir, "wer", text, plot(rows))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import numpy as np
 import soundfile
 import torch
 
+from report_outputs import named_path, new_figure, publish
+
 POSITION_BUCKETS = ((1, 4), (5, 8), (9, 12), (13, 16), (17, 24), (25, 1000))
 LENGTH_BUCKETS = ((1, 8), (9, 12), (13, 16), (17, 24), (25, 1000))  # reference tokens per utterance, eos included
 
@@ -106,45 +108,37 @@ def report(all_results: Dict[str, List[np.ndarray]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(all_results: Dict[str, List[np.ndarray]], path: Path) -> None:
-    import matplotlib
+MIN_TOKENS_PLOTTED = 100  # positions fewer utterances reach are left out of the plot (the tables bucket them)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+def plot(all_results: Dict[str, List[np.ndarray]]):
+    """Accuracy against the token position, one curve per model, where at least MIN_TOKENS_PLOTTED tokens are."""
+    figure, axis = new_figure()
     for name, results in all_results.items():
-        longest = max(len(c) for c in results)
-        positions = np.arange(1, min(longest, 30) + 1)
+        positions = [p for p in range(1, max(len(c) for c in results) + 1)
+                     if sum(len(c) >= p for c in results) >= MIN_TOKENS_PLOTTED]
         accuracy = [np.mean([c[p - 1] for c in results if len(c) >= p]) for p in positions]
         axis.plot(positions, accuracy, marker="o", markersize=3, label=name)
     axis.set_xlabel("token position in the output")
     axis.set_ylabel("teacher-forced accuracy")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="NAME=EXP_DIR/MODEL.pth (config.yaml in EXP_DIR)")
+    parser.add_argument("models", nargs="+", type=named_path, help="NAME=EXP_DIR/MODEL.pth (config.yaml in EXP_DIR)")
     parser.add_argument("--data_dir", type=Path, required=True, help="a dump/raw data dir: wav.scp and text")
     parser.add_argument("--out_dir", type=Path, required=True)
     parser.add_argument("--batch_size", type=int, default=16)
     args = parser.parse_args(argv)
     all_results = {}
-    for spec in args.models:
-        name, _, checkpoint = spec.partition("=")
-        if not Path(checkpoint).is_file():
+    for name, checkpoint in args.models:
+        if not checkpoint.is_file():
             raise FileNotFoundError(f"{checkpoint} not found (NAME=EXP_DIR/MODEL.pth)")
-        all_results[name] = evaluate(Path(checkpoint), args.data_dir, args.batch_size)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    text = report(all_results)
-    (args.out_dir / "decoder_accuracy.md").write_text(text, encoding="utf-8")
-    plot(all_results, args.out_dir / "decoder_accuracy.png")
-    print(text)
+        all_results[name] = evaluate(checkpoint, args.data_dir, args.batch_size)
+    publish(args.out_dir, "decoder_accuracy", report(all_results), plot(all_results))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 
 Each utterance is read by its voice's synthesizer (``synthesizers.py``: espeak-ng, flite, festival, SVOX Pico)
 from its lower-cased transcript, then ``sox`` applies the tempo/pitch the synthesizer could not, resamples to
-``--fs``, and trims the trailing silence to 50 ms. The plan is cut into batches of one voice (``--batch_size``
+``--fs``, trims the trailing silence to 50 ms, and scales the utterance to a peak of -1 dBFS: the synthesizers'
+own levels differ by 10 dB and more (festival's voices quietest, Pico's loudest), which a model trained on some of
+them would otherwise learn as a trait of the family. The plan is cut into batches of one voice (``--batch_size``
 utterances; festival reads a batch in one process), run by ``--nj`` parallel jobs. Progress (done/total,
 elapsed, ETA) goes to stderr; one line per utterance (voice, tempo, pitch, duration) goes to ``--log_file``.
 """
@@ -26,6 +28,7 @@ from synthesizers import (
 
 SILENCE_LEVEL = "-55d"  # sox silence threshold: the synthesizers' pauses are (near) digital silence, far below it
 TRAILING_PAUSE = "0.05"  # seconds of silence kept after the last word
+PEAK_LEVEL_DB = "-1"  # every utterance's peak, dBFS
 
 
 def finish_audio(result: SynthesisResult, wav_path: Path, fs: int, sox: str) -> float:
@@ -41,7 +44,7 @@ def finish_audio(result: SynthesisResult, wav_path: Path, fs: int, sox: str) -> 
     # around `silence` trim the trailing silence (espeak-ng leaves ~0.3 s, a tenth of an utterance).
     command = [sox, "-q", "-D", str(result.raw_wav), "-r", str(fs), "-c", "1", "-b", "16", str(wav_path),
                *result.sox_effects, "reverse", "silence", "1", "0.01", SILENCE_LEVEL, "reverse",
-               "pad", "0", TRAILING_PAUSE]
+               "pad", "0", TRAILING_PAUSE, "gain", "-n", PEAK_LEVEL_DB]
     _run(command, f"sox writing {wav_path}")
     result.raw_wav.unlink()
     return soundfile.info(str(wav_path)).duration

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tabulate and plot ESPnet training runs side by side: a validation metric epoch by epoch, and the training time.
 
-Reads the ``<N>epoch results`` lines of each run's ``train.log`` (ESPnet's trainer writes one per epoch), writes
+Reads the ``<N>epoch results`` lines of each run's training logs (ESPnet's trainer writes one per epoch into
+``train.log``; a resumed run's earlier logs are ``train.<N>.log``), writes
 ``summary.md`` (a markdown table: one column per run, one row per epoch, then the run's training time) and
 ``<metric>.png`` (the curves) into ``--out_dir``, and prints the table.
 
@@ -12,6 +13,8 @@ import re
 import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence
+
+from report_outputs import named_path, new_figure, publish
 
 _EPOCH_LINE = re.compile(r"(\d+)epoch results: \[train\] (.*?), \[valid\] (.*?)(?:, \[att_plot\].*)?$")
 _FIELD = re.compile(r"(\w+)=([-0-9.e+]+)")
@@ -25,39 +28,45 @@ class Epoch(NamedTuple):
     valid: Dict[str, float]
 
 
-def read_epochs(train_log: Path) -> List[Epoch]:
-    """The epochs of an ESPnet ``train.log``, in order; a resumed run's repeated epochs keep their last report."""
-    if not train_log.is_file():
-        raise FileNotFoundError(f"{train_log} not found: train that run first")
+def train_logs(exp_dir: Path) -> List[Path]:
+    """An experiment's training logs, oldest first: a resumed training's earlier logs are kept as train.<N>.log
+    (the higher N, the older) beside its current train.log."""
+    rotated = sorted(exp_dir.glob("train.*.log"), key=lambda path: -int(path.name.split(".")[1]))
+    return [path for path in (*rotated, exp_dir / "train.log") if path.is_file()]
+
+
+def read_epochs(exp_dir: Path) -> List[Epoch]:
+    """The epochs of an ESPnet training, in order, from all its logs; an epoch run twice keeps its last report."""
+    logs = train_logs(exp_dir)
+    if not logs:
+        raise FileNotFoundError(f"{exp_dir}/train.log not found: train that run first")
     epochs: Dict[int, Epoch] = {}
-    for line in train_log.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = _EPOCH_LINE.search(line)
-        if match:
-            train, valid = (dict((k, float(v)) for k, v in _FIELD.findall(part)) for part in match.group(2, 3))
-            epochs[int(match.group(1))] = Epoch(int(match.group(1)), train.get("time", 0.0), valid)
+    for log in logs:
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            match = _EPOCH_LINE.search(line)
+            if match:
+                train, valid = (dict((k, float(v)) for k, v in _FIELD.findall(part)) for part in match.group(2, 3))
+                epochs[int(match.group(1))] = Epoch(int(match.group(1)), train.get("time", 0.0), valid)
     return [epochs[number] for number in sorted(epochs)]
 
 
 def summary_table(runs: Dict[str, List[Epoch]], metric: str) -> str:
     """A markdown table: the valid `metric` per epoch and run, then each run's summed training time."""
     names = list(runs)
+    by_number = {name: {e.number: e for e in epochs} for name, epochs in runs.items()}
     lines = ["| epoch | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
-    for number in range(1, max(len(epochs) for epochs in runs.values()) + 1):
-        cells = [f"{epochs[number - 1].valid.get(metric, float('nan')):.3f}" if number <= len(epochs) else ""
-                 for epochs in runs.values()]
+    for number in sorted({e.number for epochs in runs.values() for e in epochs}):
+        cells = [f"{by_number[n][number].valid.get(metric, float('nan')):.3f}" if number in by_number[n] else ""
+                 for n in names]
         lines.append(f"| {number} | " + " | ".join(cells) + " |")
     minutes = [f"{sum(e.train_seconds for e in epochs) / 60:.1f} min" for epochs in runs.values()]
     lines.append("| training time | " + " | ".join(minutes) + " |")
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: Dict[str, List[Epoch]], metric: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+def plot(runs: Dict[str, List[Epoch]], metric: str):
+    """The curves of `metric`, one per run."""
+    figure, axis = new_figure()
     for name, epochs in runs.items():
         axis.plot([e.number for e in epochs], [e.valid.get(metric, float("nan")) for e in epochs], marker="o",
                   markersize=3, label=name)
@@ -65,30 +74,18 @@ def plot(runs: Dict[str, List[Epoch]], metric: str, path: Path) -> None:
     axis.set_ylabel(f"validation {metric}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
-def parse_run(text: str) -> tuple:
-    name, separator, directory = text.partition("=")
-    if not separator:
-        raise argparse.ArgumentTypeError(f"expected NAME=EXP_DIR, got '{text}'")
-    return name, Path(directory)
+    return figure
 
 
 def main(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=parse_run, help="NAME=EXP_DIR (holding train.log)")
+    parser.add_argument("runs", nargs="+", type=named_path, help="NAME=EXP_DIR (holding train.log)")
     parser.add_argument("--out_dir", type=Path, required=True)
     parser.add_argument("--metric", default="acc", help="a validation field of ESPnet's log: acc, cer_ctc, loss...")
     args = parser.parse_args(argv)
-    runs = {name: read_epochs(directory / "train.log") for name, directory in args.runs}
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    runs = {name: read_epochs(directory) for name, directory in args.runs}
     table = f"Validation {args.metric} per epoch\n\n" + summary_table(runs, args.metric)
-    (args.out_dir / f"{args.metric}.md").write_text(table, encoding="utf-8")
-    plot(runs, args.metric, args.out_dir / f"{args.metric}.png")
-    print(table)
+    publish(args.out_dir, args.metric, table, plot(runs, args.metric))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,34 @@
+"""What the recipe's analysis scripts share: ``NAME=PATH`` arguments, and a table and a plot written side by side."""
+import argparse
+from pathlib import Path
+from typing import Tuple
+
+
+def named_path(text: str) -> Tuple[str, Path]:
+    """An argparse type: ``NAME=PATH`` -> (NAME, Path(PATH))."""
+    name, separator, path = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got '{text}'")
+    return name, Path(path)
+
+
+def new_figure(width: float = 7.0, height: float = 4.5):
+    """A matplotlib figure and axis drawn without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def publish(out_dir: Path, stem: str, table: str, figure) -> None:
+    """Write `table` to OUT_DIR/STEM.md and `figure` to OUT_DIR/STEM.png, and print the table."""
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.md").write_text(table, encoding="utf-8")
+    figure.tight_layout()
+    figure.savefig(out_dir / f"{stem}.png", dpi=110)
+    plt.close(figure)
+    print(table)
