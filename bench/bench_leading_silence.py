@@ -7,8 +7,8 @@ the restart looks for the speech onset to the input frame (`espnet_samba.decodin
 
     cd egs2/espeak_en/asr1
     ../../../tools/venv/bin/python ../../../bench/bench_leading_silence.py \
-        --exp_dir exp/asr_train_asr_samba_streaming_fbank_en_bpe150 --lm_exp_dir exp/lm_train_lm_en_bpe150 \
-        --decode_config conf/decode_asr.yaml --fbank_conf conf/fbank.conf --data_dir data/test --lead_ms 0 20 40 60 100
+        --exp_dir exp/asr_train_asr_samba_streaming_raw_en_bpe150 --lm_exp_dir exp/lm_train_lm_en_bpe150 \
+        --decode_config conf/decode_asr.yaml --data_dir data/test_espeak --lead_ms 0 20 40 60 100
 """
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ order (word edit distance over the whole recording, so words moved across a segm
 
     cd egs2/espeak_en/asr1
     ../../../tools/venv/bin/python ../../../bench/bench_long_form.py \
-        --exp_dir exp/asr_train_asr_samba_streaming_fbank_en_bpe150 --lm_exp_dir exp/lm_train_lm_en_bpe150 \
-        --decode_config conf/decode_asr.yaml --fbank_conf conf/fbank.conf --data_dir data/test --minutes 5 20 60
+        --exp_dir exp/asr_train_asr_samba_streaming_raw_en_bpe150 --lm_exp_dir exp/lm_train_lm_en_bpe150 \
+        --decode_config conf/decode_asr.yaml --data_dir data/test_espeak --minutes 5 20 60
 
 Also reports what ESPnet's offline Conformer encoder of the demo's size (conf/train_asr_conformer.yaml, random
 weights) would need for the same recordings in one pass: its peak memory measured on the first minutes, in a

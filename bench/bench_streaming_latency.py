@@ -15,9 +15,9 @@ the reference by difflib's longest matching blocks) are timed. WER: the final re
 
     cd egs2/espeak_en/asr1
     ../../../tools/venv/bin/python ../../../bench/bench_streaming_latency.py \
-        --exp_dir exp/asr_train_asr_samba_streaming_fbank_en_bpe150 \
-        --align_exp_dir exp/asr_train_asr_samba_fbank_en_bpe150 --data_dir data/test \
-        --lm_exp_dir exp/lm_train_lm_en_bpe150 --decode_config conf/decode_asr.yaml --fbank_conf conf/fbank.conf \
+        --exp_dir exp/asr_train_asr_samba_streaming_raw_en_bpe150 \
+        --align_exp_dir exp/asr_train_asr_samba_raw_en_bpe150 --data_dir data/test_espeak \
+        --lm_exp_dir exp/lm_train_lm_en_bpe150 --decode_config conf/decode_asr.yaml \
         --plot ../../../bench/streaming_latency.png
 
 Prints a markdown table (one row per chunk size) and saves the plot of latency and real-time factor against
@@ -48,6 +48,7 @@ from espnet_samba.decoding.audio_input import read_scp
 from espnet_samba.bin.asr_inference_streaming import Speech2TextStreaming
 from espnet_samba.decoding.kaldi_fbank import StreamingKaldiFbank, read_fbank_conf
 from espnet_samba.decoding.long_form import group_words, token_spans
+from espnet_samba.decoding.streaming_features import StreamingFeatures
 
 
 @dataclass
@@ -93,8 +94,8 @@ class WordAligner:
         if self.model.frontend is None:
             self.fbank = StreamingKaldiFbank(read_fbank_conf(fbank_conf), rate)
             shift = self.fbank.frame_shift
-        else:
-            shift = self.model.frontend.hop_length / self.model.frontend.logmel.mel_options["sr"]
+        else:  # ESPnet's frontend or kaldi_fbank: the shift of the frames they compute
+            shift = StreamingFeatures(self.model.frontend, None, torch.float32).frame_shift
         self.frame_shift = shift * self.model.encoder.frame_stride()
 
     @torch.no_grad()
