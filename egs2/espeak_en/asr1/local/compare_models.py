@@ -8,6 +8,7 @@ the parameter count and the epochs with their train + validation time from ``tra
 
     local/compare_models.py --out_dir exp/compare_models --minutes 12 causal_prefix=exp/asr_compare_causal_prefix ...
 """
+import argparse
 import re
 import sys
 from pathlib import Path

@@ -14,7 +14,7 @@
 # learning-rate schedule does not depend on max_epoch, so the split changes nothing). Measure on an otherwise idle
 # machine. Decoding: run.sh's (conf/decode_asr.yaml, the LM, no lexicon) on every test set, and the forms in
 # --streamed_forms also through the streaming recogniser at --chunk_ms. Needs run.sh's stages 1-10 done.
-# Results: exp/compare_models/summary.md (local/compare_models.py), each form in exp/asr_compare_<form>.
+# Results: exp/compare_models/wer.{md,png} (local/compare_models.py), each form in exp/asr_compare_<form>.
 set -euo pipefail
 
 minutes=12
@@ -30,10 +30,12 @@ config_of() {
     if [ "$1" = conformer ]; then echo conf/train_asr_conformer.yaml; else echo "conf/tuning/train_asr_samba_$1.yaml"; fi
 }
 
-# epoch_seconds EXP_DIR: the first epoch's train + validation time, from ESPnet's train.log.
-epoch_seconds() {
-    grep -m1 "1epoch results" "$1/train.log" |
-        python3 -c "import re,sys; print(round(sum(map(float, re.findall(r'\btime=([0-9.]+) seconds', sys.stdin.read())))))"
+# epochs_for_budget EXP_DIR: the epochs that fit --minutes at the first epoch's train + validation time.
+epochs_for_budget() {
+    grep -m1 "1epoch results" "$1/train.log" | python3 -c "
+import re, sys
+seconds = sum(map(float, re.findall(r'\btime=([0-9.]+) seconds', sys.stdin.read())))
+print(max(1, round(${minutes} * 60 / seconds)))"
 }
 
 for form in ${forms}; do
@@ -43,8 +45,7 @@ for form in ${forms}; do
     if [ ! -f "${exp_dir}/epochs_for_budget" ]; then
         echo "compare ${form}: one epoch to time it (${config}; log ${exp_dir}/train.log)"
         ./run.sh --stage 11 --stop_stage 11 --asr_config "${config}" --asr_tag "${tag}" --asr_args "--max_epoch 1"
-        seconds=$(epoch_seconds "${exp_dir}")
-        echo $(( (minutes * 60 + seconds / 2) / seconds )) > "${exp_dir}/epochs_for_budget"
+        epochs_for_budget "${exp_dir}" > "${exp_dir}/epochs_for_budget"
     fi
     epochs=$(<"${exp_dir}/epochs_for_budget")
     echo "compare ${form}: ${epochs} epochs for ${minutes} minutes"

@@ -5,7 +5,7 @@
 #   local/tune_decoding.sh --asr_config conf/train_asr_samba.yaml
 #   local/tune_decoding.sh --asr_config conf/train_asr_samba.yaml --lm_weights "0.3 0.5" --penalties "0.5 1.5"
 #
-# Needs the model trained (run.sh stage 11). Each pair decodes into its own exp/asr_*/decode_*_lm<w>_penalty<p>_*
+# Needs the model trained (run.sh stage 11). Each pair decodes into its own exp/asr_*/tune_lm<w>_penalty<p>
 # directory; the table goes to exp/tune_decoding/<asr_exp>.md.
 set -euo pipefail
 
@@ -31,18 +31,17 @@ done
 asr_exp=exp/asr_${asr_tag:-$(basename "${asr_config}" .yaml)_raw_en_bpe150}
 mkdir -p exp/tune_decoding
 python3 - "${asr_exp}" "${dev_set}" "${lm_weights}" "${penalties}" > "exp/tune_decoding/$(basename "${asr_exp}").md" <<'PYTHON'
-import re, sys
+import sys
 from pathlib import Path
+sys.path.insert(0, "local")
+from compare_models import sclite_wer
 exp, dev_set, lm_weights, penalties = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
 print(f"WER (%) on {dev_set}, {exp}: LM weight (rows) x length bonus per token (columns)\n")
 print("| lm_weight | " + " | ".join(penalties) + " |")
 print("|---:|" + "---:|" * len(penalties))
 for lm_weight in lm_weights:
-    cells = []
-    for penalty in penalties:
-        (decode_dir,) = Path(exp).glob(f"decode_tune_lm{lm_weight}_penalty{penalty}_asr_model_*")
-        result = decode_dir / dev_set / "score_wer" / "result.txt"
-        cells.append(re.search(r"Sum/Avg.*\|\s*([\d.]+)\s+[\d.]+\s*\|\s*$", result.read_text(), re.M).group(1))
-    print(f"| {lm_weight} | " + " | ".join(cells) + " |")
+    results = [Path(exp) / f"tune_lm{lm_weight}_penalty{penalty}" / dev_set / "score_wer" / "result.txt"
+               for penalty in penalties]
+    print(f"| {lm_weight} | " + " | ".join(f"{sclite_wer(result):.1f}" for result in results) + " |")
 PYTHON
 cat "exp/tune_decoding/$(basename "${asr_exp}").md"
