@@ -25,6 +25,8 @@ lm_train_text="data/${train_set}/text data/local/other_text/text"
 inference_config=conf/decode_asr.yaml
 # Open-vocabulary decoding: any spelling the model produces. `--use_lexicon true` restricts the output to the words
 # of the LM text (the secondary rows of RESULTS.md).
+# Stage 14 packs the model, its LM and BPE model into one archive that decodes a wav file through Speech2Text
+# (README.md); ESPnet's asr.sh skips packing unless told.
 
 ./asr.sh \
     --lang en \
@@ -47,4 +49,5 @@ inference_config=conf/decode_asr.yaml
     --asr_config "${asr_config}" \
     --inference_config "${inference_config}" \
     --inference_asr_model valid.acc.ave.pth \
+    --skip_packing false \
     --local_data_opts "--nj 2" "$@"

@@ -41,9 +41,12 @@ def finish_audio(result: SynthesisResult, wav_path: Path, fs: int, sox: str) -> 
         sox: Path of the sox executable.
     """
     # -D: no dither, which sox would otherwise draw at random when it rounds the audio to 16 bits. The reverses
-    # around `silence` trim the trailing silence (espeak-ng leaves ~0.3 s, a tenth of an utterance).
-    command = [sox, "-q", "-D", str(result.raw_wav), "-r", str(fs), "-c", "1", "-b", "16", str(wav_path),
-               *result.sox_effects, "reverse", "silence", "1", "0.01", SILENCE_LEVEL, "reverse",
+    # around `silence` trim the trailing silence (espeak-ng leaves ~0.3 s, a tenth of an utterance). `rate` and
+    # `channels` come before `gain -n`: left to sox, the conversions to the output format would run after it and
+    # move the peak (espeak-ng's 22.05 kHz audio resampled after normalising peaked at -1.14 dBFS).
+    command = [sox, "-q", "-D", str(result.raw_wav), "-b", "16", str(wav_path),
+               *result.sox_effects, "rate", str(fs), "channels", "1",
+               "reverse", "silence", "1", "0.01", SILENCE_LEVEL, "reverse",
                "pad", "0", TRAILING_PAUSE, "gain", "-n", PEAK_LEVEL_DB]
     _run(command, f"sox writing {wav_path}")
     result.raw_wav.unlink()
