@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
-from report_outputs import named_path, new_figure, publish
+from report_outputs import finish_axes, named_path, new_figure, publish
 from training_curves import read_epochs
 
 TEST_SETS = ("test_espeak", "test_flite", "test_festival", "test_unseen_pico", "test_noisy")
@@ -85,9 +85,7 @@ def plot(rows: Sequence[Row]):
         positions = [i + (index - (len(rows) - 1) / 2) * width for i in range(len(TEST_SETS))]
         axis.bar(positions, [row.wer[t] or 0.0 for t in TEST_SETS], width, label=row.name)
     axis.set_xticks(range(len(TEST_SETS)), TEST_SETS)
-    axis.set_ylabel("WER (%)")
-    axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=7)
+    finish_axes(axis, "test set", "WER (%)", grid_axis="y", legend_size=7)
     return figure
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile
 import torch
 
-from report_outputs import named_path, new_figure, publish
+from report_outputs import finish_axes, named_path, new_figure, publish
 
 POSITION_BUCKETS = ((1, 4), (5, 8), (9, 12), (13, 16), (17, 24), (25, 1000))
 LENGTH_BUCKETS = ((1, 8), (9, 12), (13, 16), (17, 24), (25, 1000))  # reference tokens per utterance, eos included
@@ -119,10 +119,7 @@ def plot(all_results: Dict[str, List[np.ndarray]]):
                      if sum(len(c) >= p for c in results) >= MIN_TOKENS_PLOTTED]
         accuracy = [np.mean([c[p - 1] for c in results if len(c) >= p]) for p in positions]
         axis.plot(positions, accuracy, marker="o", markersize=3, label=name)
-    axis.set_xlabel("token position in the output")
-    axis.set_ylabel("teacher-forced accuracy")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    finish_axes(axis, "token position in the output", "teacher-forced accuracy")
     return figure
 
 

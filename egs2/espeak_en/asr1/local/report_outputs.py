@@ -22,6 +22,14 @@ def new_figure(width: float = 7.0, height: float = 4.5):
     return plt.subplots(figsize=(width, height))
 
 
+def finish_axes(axis, xlabel: str, ylabel: str, grid_axis: str = "both", legend_size: int = 8) -> None:
+    """Label the axes, draw the grid lines of `grid_axis` ("x", "y" or "both") and the legend."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(axis=grid_axis, alpha=0.3)
+    axis.legend(fontsize=legend_size)
+
+
 def publish(out_dir: Path, stem: str, table: str, figure) -> None:
     """Write `table` to OUT_DIR/STEM.md and `figure` to OUT_DIR/STEM.png, and print the table."""
     import matplotlib.pyplot as plt

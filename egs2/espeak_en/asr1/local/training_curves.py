@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence
 
-from report_outputs import named_path, new_figure, publish
+from report_outputs import finish_axes, named_path, new_figure, publish
 
 _EPOCH_LINE = re.compile(r"(\d+)epoch results: \[train\] (.*?), \[valid\] (.*?)(?:, \[att_plot\].*)?$")
 _FIELD = re.compile(r"(\w+)=([-0-9.e+]+)")
@@ -70,10 +70,7 @@ def plot(runs: Dict[str, List[Epoch]], metric: str):
     for name, epochs in runs.items():
         axis.plot([e.number for e in epochs], [e.valid.get(metric, float("nan")) for e in epochs], marker="o",
                   markersize=3, label=name)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel(f"validation {metric}")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    finish_axes(axis, "epoch", f"validation {metric}")
     return figure
 
 
