@@ -15,6 +15,7 @@ sys.path.insert(0, str(REPO / "egs2" / "espeak_en" / "asr1" / "local"))
 from compare_models import TEST_SETS, experiment_rows, main as compare_main, sclite_wer  # noqa: E402
 from report_outputs import named_path  # noqa: E402
 from training_curves import main as curves_main, read_epochs  # noqa: E402
+from wer_by_family import main as by_family_main, split_by_family  # noqa: E402
 
 SCLITE = shutil.which("sclite") or "/usr/lib/sctk/bin/sclite"
 needs_sclite = pytest.mark.skipif(
@@ -128,3 +129,30 @@ def test_sclite_wer_refuses_a_file_sclite_did_not_write(tmp_path):
     (tmp_path / "result.txt").write_text("not a report\n")
     with pytest.raises(ValueError, match="no Sum/Avg line"):
         sclite_wer(tmp_path / "result.txt")
+
+
+def write_trn(path: Path, texts: dict) -> None:
+    """A trn file as stage 13's make_trn.py writes it: ``TEXT (<speaker>-<utterance id>)``."""
+    path.write_text("".join(f"{text} ({utt.rsplit('-', 1)[0]}-{utt})\n" for utt, text in texts.items()))
+
+
+@needs_sclite
+def test_wer_by_family_scores_each_family_with_sclite(tmp_path, capsys):
+    """flite: 1 substitution in 6 words (16.7 %); espeak-ng: 1 deletion + 1 insertion in 3 words (66.7 %)."""
+    score_dir = tmp_path / "score_wer"
+    score_dir.mkdir()
+    references = {"flite_awb-00001": "THE CAT SAT ON THE MAT", "espeak-ng_en-gb_f1-00002": "OPEN YOUR MOUTH"}
+    hypotheses = {"flite_awb-00001": "THE CAT SAT IN THE MAT", "espeak-ng_en-gb_f1-00002": "OPEN MOUTH NOW"}
+    write_trn(score_dir / "ref.trn", references)
+    write_trn(score_dir / "hyp.trn", hypotheses)
+    assert sorted(split_by_family(score_dir / "ref.trn")) == ["espeak-ng", "flite"]
+    by_family_main(["--out_dir", str(tmp_path / "out"), f"dev={score_dir}"])
+    table = (tmp_path / "out" / "wer_by_family.md").read_text()
+    assert "| decoding | espeak-ng | flite |" in table and "| dev | 66.7 | 16.7 |" in table
+    assert table in capsys.readouterr().out
+
+
+def test_wer_by_family_refuses_a_line_without_utterance_id(tmp_path):
+    (tmp_path / "ref.trn").write_text("THE CAT SAT\n")
+    with pytest.raises(ValueError, match="does not end with an utterance id"):
+        split_by_family(tmp_path / "ref.trn")
