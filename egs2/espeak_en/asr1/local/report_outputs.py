@@ -30,13 +30,18 @@ def finish_axes(axis, xlabel: str, ylabel: str, grid_axis: str = "both", legend_
     axis.legend(fontsize=legend_size)
 
 
-def publish(out_dir: Path, stem: str, table: str, figure) -> None:
-    """Write `table` to OUT_DIR/STEM.md and `figure` to OUT_DIR/STEM.png, and print the table."""
-    import matplotlib.pyplot as plt
-
+def publish_table(out_dir: Path, stem: str, table: str) -> None:
+    """Write `table` to OUT_DIR/STEM.md and print it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{stem}.md").write_text(table, encoding="utf-8")
+    print(table)
+
+
+def publish(out_dir: Path, stem: str, table: str, figure) -> None:
+    """Write `figure` to OUT_DIR/STEM.png beside the table of `publish_table`."""
+    import matplotlib.pyplot as plt
+
+    publish_table(out_dir, stem, table)
     figure.tight_layout()
     figure.savefig(out_dir / f"{stem}.png", dpi=110)
     plt.close(figure)
-    print(table)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from compare_models import sclite_wer
-from report_outputs import named_path
+from report_outputs import named_path, publish_table
 
 _TRN_ID = re.compile(r"\(([^()]+)\)\s*$")
 
@@ -50,6 +50,7 @@ def family_wers(score_dir: Path) -> Dict[str, float]:
     references, hypotheses = (split_by_family(score_dir / name) for name in ("ref.trn", "hyp.trn"))
     if references.keys() != hypotheses.keys():
         raise ValueError(f"{score_dir}: ref.trn and hyp.trn hold different families")
+    sclite = sclite_command()
     wers = {}
     with tempfile.TemporaryDirectory() as scratch:
         for family in sorted(references):
@@ -57,7 +58,7 @@ def family_wers(score_dir: Path) -> Dict[str, float]:
             ref.write_text("\n".join(references[family]) + "\n", encoding="utf-8")
             hyp.write_text("\n".join(hypotheses[family]) + "\n", encoding="utf-8")
             with open(result, "w") as out:
-                subprocess.run([sclite_command(), "-r", str(ref), "trn", "-h", str(hyp), "trn", "-i", "rm",
+                subprocess.run([sclite, "-r", str(ref), "trn", "-h", str(hyp), "trn", "-i", "rm",
                                 "-o", "all", "stdout"], stdout=out, check=True)
             wers[family] = sclite_wer(result)
     return wers
@@ -79,9 +80,7 @@ def main(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
     table = "WER (%) per synthesizer family\n\n" + summary_table(
         {name: family_wers(score_dir) for name, score_dir in args.decodings})
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "wer_by_family.md").write_text(table, encoding="utf-8")
-    print(table)
+    publish_table(args.out_dir, "wer_by_family", table)
 
 
 if __name__ == "__main__":
