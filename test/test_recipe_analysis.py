@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import humanfriendly
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "egs2" / "espeak_en" / "asr1" / "local"))
 from compare_models import TEST_SETS, experiment_rows, main as compare_main, sclite_wer  # noqa: E402
 from report_outputs import named_path  # noqa: E402
-from training_curves import main as curves_main, read_epochs  # noqa: E402
+from training_curves import epochs_within, main as curves_main, read_epochs  # noqa: E402
 from wer_by_family import main as by_family_main, split_by_family  # noqa: E402
 
 SCLITE = shutil.which("sclite") or "/usr/lib/sctk/bin/sclite"
@@ -24,11 +25,13 @@ needs_sclite = pytest.mark.skipif(
 )
 
 
-def epoch_line(number: int, train_seconds: float, acc: float, cer_ctc: float) -> str:
-    """One epoch's report as ESPnet's trainer logs it (fields abridged, order and punctuation kept)."""
+def epoch_line(number: int, train_seconds: float, acc: float, cer_ctc: float, valid_seconds: float = 0.83) -> str:
+    """One epoch's report as ESPnet's trainer logs it (fields abridged, order and punctuation kept; durations
+    written by humanfriendly.format_timespan, as ESPnet's reporter writes them)."""
+    train_time, valid_time = (humanfriendly.format_timespan(s) for s in (train_seconds, valid_seconds))
     return (f"[vm] 2026-12-07 05:15:57,712 (trainer:394) INFO: {number}epoch results: [train] iter_time=0.008, "
-            f"loss_ctc=82.687, acc=0.178, optim0_lr0=3.000e-03, train_time=0.141, time={train_seconds} seconds, "
-            f"total_count=375, [valid] loss_ctc=72.097, cer_ctc={cer_ctc}, acc={acc}, wer=1.000, time=0.83 seconds, "
+            f"loss_ctc=82.687, acc=0.178, optim0_lr0=3.000e-03, train_time=0.141, time={train_time}, "
+            f"total_count=375, [valid] loss_ctc=72.097, cer_ctc={cer_ctc}, acc={acc}, wer=1.000, time={valid_time}, "
             f"total_count=19, [att_plot] time=1.31 seconds, total_count=0")
 
 
@@ -54,6 +57,30 @@ def test_read_epochs_joins_a_resumed_runs_logs_in_order(tmp_path):
     assert [e.valid["acc"] for e in epochs] == [0.25, 0.33, 0.40, 0.45]
     assert epochs[3].valid["cer_ctc"] == 0.55
     assert epochs[3].valid["time"] == 0.83  # the validation's own time, not the att_plot's after it
+
+
+def test_read_epochs_reads_durations_of_a_minute_and_more(tmp_path):
+    """ESPnet writes 95.83 s as "1 minute and 35.83 seconds": all of it is the epoch's time, not its first number."""
+    write_training(tmp_path, {"train.log": [(1, 95.83, 0.3, 0.7, 61.0), (2, 3725.5, 0.4, 0.6), (3, 120.0, 0.5, 0.5)]})
+    epochs = read_epochs(tmp_path)
+    assert [e.train_seconds for e in epochs] == pytest.approx([95.83, 3725.5, 120.0])
+    assert epochs[0].valid["time"] == pytest.approx(61.0)
+    assert epochs[1].valid["time"] == pytest.approx(0.83)
+
+
+def test_epochs_within_divides_the_budget_by_the_first_epochs_time(tmp_path):
+    """compare_models.sh's equal training time: epoch 1's training + validation time sets the epoch count."""
+    write_training(tmp_path, {"train.log": [(1, 109.13, 0.3, 0.8, 1.85)]})
+    assert epochs_within(tmp_path, 12.5) == 7  # 750 s / 110.98 s = 6.76
+    write_training(tmp_path, {"train.log": [(1, 29.17, 0.3, 0.8, 0.83)]})
+    assert epochs_within(tmp_path, 12.5) == 25
+    assert epochs_within(tmp_path, 0.1) == 1  # at least one epoch
+
+
+def test_epochs_within_needs_epoch_one(tmp_path):
+    write_training(tmp_path, {"train.log": [(2, 30.0, 0.3, 0.8)]})
+    with pytest.raises(ValueError, match="no report of epoch 1"):
+        epochs_within(tmp_path, 12.5)
 
 
 def test_read_epochs_names_the_missing_log(tmp_path):

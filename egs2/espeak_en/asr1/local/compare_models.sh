@@ -32,10 +32,8 @@ config_of() {
 
 # epochs_for_budget EXP_DIR: the epochs that fit --minutes at the first epoch's train + validation time.
 epochs_for_budget() {
-    grep -m1 "1epoch results" "$1/train.log" | python3 -c "
-import re, sys
-seconds = sum(map(float, re.findall(r'\btime=([0-9.]+) seconds', sys.stdin.read())))
-print(max(1, round(${minutes} * 60 / seconds)))"
+    python3 -c "import sys; sys.path.insert(0, 'local'); from pathlib import Path; from training_curves import epochs_within
+print(epochs_within(Path('$1'), ${minutes}))"
 }
 
 for form in ${forms}; do

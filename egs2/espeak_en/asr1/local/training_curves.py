@@ -18,6 +18,13 @@ from report_outputs import finish_axes, named_path, new_figure, publish
 
 _EPOCH_LINE = re.compile(r"(\d+)epoch results: \[train\] (.*?), \[valid\] (.*?)(?:, \[att_plot\].*)?$")
 _FIELD = re.compile(r"(\w+)=([-0-9.e+]+)")
+# ESPnet logs a duration as humanfriendly.format_timespan writes it: "52.82 seconds", "1 minute and 35.83 seconds",
+# "1 hour, 2 minutes and 5.5 seconds" (_FIELD alone would read the first number of those as seconds).
+_SECONDS_PER_UNIT = {"millisecond": 1e-3, "second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0,
+                     "week": 604800.0}
+_UNIT = r"(?:millisecond|second|minute|hour|day|week)s?"
+_DURATION_FIELD = re.compile(rf"\btime=((?:[0-9.]+ {_UNIT}(?:, | and )?)+)")
+_DURATION_PART = re.compile(rf"([0-9.]+) ({_UNIT})")
 
 
 class Epoch(NamedTuple):
@@ -26,6 +33,20 @@ class Epoch(NamedTuple):
     number: int
     train_seconds: float
     valid: Dict[str, float]
+
+
+def timespan_seconds(text: str) -> float:
+    """Seconds in a duration as humanfriendly.format_timespan writes it ("1 minute and 35.83 seconds" -> 95.83)."""
+    return sum(float(value) * _SECONDS_PER_UNIT[unit.rstrip("s")] for value, unit in _DURATION_PART.findall(text))
+
+
+def report_fields(part: str) -> Dict[str, float]:
+    """The numeric fields of one part ([train] or [valid]) of an epoch's report, its duration `time` in seconds."""
+    fields = {key: float(value) for key, value in _FIELD.findall(part)}
+    duration = _DURATION_FIELD.search(part)
+    if duration:
+        fields["time"] = timespan_seconds(duration.group(1))
+    return fields
 
 
 def train_logs(exp_dir: Path) -> List[Path]:
@@ -45,9 +66,17 @@ def read_epochs(exp_dir: Path) -> List[Epoch]:
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
             match = _EPOCH_LINE.search(line)
             if match:
-                train, valid = (dict((k, float(v)) for k, v in _FIELD.findall(part)) for part in match.group(2, 3))
+                train, valid = (report_fields(part) for part in match.group(2, 3))
                 epochs[int(match.group(1))] = Epoch(int(match.group(1)), train.get("time", 0.0), valid)
     return [epochs[number] for number in sorted(epochs)]
+
+
+def epochs_within(exp_dir: Path, minutes: float) -> int:
+    """The epochs that fit `minutes` of training at the time of the run's first epoch (training + validation)."""
+    first = next((e for e in read_epochs(exp_dir) if e.number == 1), None)
+    if first is None:
+        raise ValueError(f"{exp_dir}: no report of epoch 1 in its training logs; train one epoch first")
+    return max(1, round(minutes * 60 / (first.train_seconds + first.valid.get("time", 0.0))))
 
 
 def summary_table(runs: Dict[str, List[Epoch]], metric: str) -> str:
