@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "decode_step.h"
@@ -198,6 +199,77 @@ void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T*
 
 int64_t num_blocks(int64_t dim, int lanes) { return (dim + lanes - 1) / lanes; }
 
+#if defined(__AVX512F__)
+// forward_block for float32 on AVX-512 with d_state a compile-time N: the block's N state rows and decay rates
+// stay in vector registers for the whole walk through time, where forward_block (any d_state) loads and stores
+// every state row and the output lanes at every frame. The same operations in the same order: equal bit for bit.
+template <int N, bool Full>
+void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t d0, int count, float* out,
+                                float* last_state, float* chunk_states) {
+  constexpr int L = kLanes<float>;
+  const int64_t dim = p.dim;
+  float bias[L], skip[L], dt[L], u[L], gate[L], lanes[L];
+  __m512 state[N], rate[N];
+  for (int n = 0; n < N; ++n) {
+    load_block<float, Full>(lanes, p.A_t + n * dim + d0, count);
+    rate[n] = _mm512_mul_ps(_mm512_loadu_ps(lanes), _mm512_set1_ps(static_cast<float>(kLog2E)));
+    std::fill(lanes, lanes + L, 0.0f);
+    if (p.initial_state) load_block<float, Full>(lanes, p.initial_state + (b * N + n) * dim + d0, count);
+    state[n] = _mm512_loadu_ps(lanes);
+  }
+  std::fill(bias, bias + L, 0.0f);
+  std::fill(skip, skip + L, 0.0f);
+  if (p.delta_bias) load_block<float, Full>(bias, p.delta_bias + d0, count);
+  if (p.skip) load_block<float, Full>(skip, p.skip + d0, count);
+  const __m512 skip_v = _mm512_loadu_ps(skip);
+  const int64_t valid = p.valid_length(b);
+  auto store_rows = [&](float* rows) {
+    for (int n = 0; n < N; ++n) {
+      _mm512_storeu_ps(lanes, state[n]);
+      store_block<float, Full>(rows + n * dim, lanes, count);
+    }
+  };
+  for (int64_t t = 0; t < p.length; ++t) {
+    if (chunk_states && t % p.chunk_length == 0) {
+      store_rows(chunk_states + (b * p.num_chunks() + t / p.chunk_length) * N * dim + d0);
+    }
+    load_step_sizes<float, Full>(p, b, t, d0, count, t < valid, bias, dt, u);
+    const float* B_t = p.B.at(b, t);
+    const float* C_t = p.C.at(b, t);
+    const __m512 dt_v = _mm512_loadu_ps(dt), u_v = _mm512_loadu_ps(u);
+    const __m512 du = _mm512_mul_ps(dt_v, u_v);
+    __m512 y = _mm512_mul_ps(skip_v, u_v);
+#pragma GCC unroll 16
+    for (int n = 0; n < N; ++n) {
+      const __m512 decay = fast_exp2_avx512(_mm512_mul_ps(dt_v, rate[n]));
+      state[n] = _mm512_fmadd_ps(decay, state[n], _mm512_mul_ps(du, _mm512_set1_ps(B_t[n])));
+      y = _mm512_fmadd_ps(state[n], _mm512_set1_ps(C_t[n]), y);
+    }
+    _mm512_storeu_ps(lanes, y);
+    if (p.z.data) {
+      load_block<float, Full>(gate, p.z.at(b, t) + d0, count);
+#pragma omp simd
+      for (int k = 0; k < L; ++k) lanes[k] *= gate[k] * sigmoid(gate[k]);
+    }
+    store_block<float, Full>(out + (b * p.length + t) * dim + d0, lanes, count);
+  }
+  store_rows(last_state + b * N * dim + d0);
+}
+#endif
+
+// One channel block through the whole sequence: in registers where forward_block_in_registers applies.
+template <typename T, bool Full>
+void forward_block_any(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T* out, T* last_state,
+                       T* chunk_states, T* state, T* decay_rates) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (p.d_state == 16) return forward_block_in_registers<16, Full>(p, b, d0, count, out, last_state, chunk_states);
+    if (p.d_state == 8) return forward_block_in_registers<8, Full>(p, b, d0, count, out, last_state, chunk_states);
+  }
+#endif
+  forward_block<T, Full>(p, b, d0, count, out, last_state, chunk_states, state, decay_rates);
+}
+
 template <typename T>
 void forward_kernel(const ScanProblem<T>& p, T* out, T* last_state, T* chunk_states) {
   constexpr int L = kLanes<T>;
@@ -208,9 +280,9 @@ void forward_kernel(const ScanProblem<T>& p, T* out, T* last_state, T* chunk_sta
       const int64_t b = item / blocks, d0 = (item % blocks) * L;
       const int count = static_cast<int>(std::min<int64_t>(L, p.dim - d0));
       if (count == L) {
-        forward_block<T, true>(p, b, d0, count, out, last_state, chunk_states, state.data(), decay_rates.data());
+        forward_block_any<T, true>(p, b, d0, count, out, last_state, chunk_states, state.data(), decay_rates.data());
       } else {
-        forward_block<T, false>(p, b, d0, count, out, last_state, chunk_states, state.data(), decay_rates.data());
+        forward_block_any<T, false>(p, b, d0, count, out, last_state, chunk_states, state.data(), decay_rates.data());
       }
     }
   });
