@@ -3,7 +3,8 @@
 // Layout: sequences are (batch, time, channel) with unit channel stride (any batch and time strides), which is
 // how the Mamba mixer produces u, Δ, z, B and C; states are (batch, d_state, channel). A work item owns one batch
 // element and a block of kLanes adjacent channels (one 512-bit vector, two 256-bit ones): it walks time once with
-// the block's (d_state x kLanes) state in L1, every multiply-add and exp a vector op over the block's channels.
+// the block's (d_state x kLanes) state in L1 (in registers for float32 at d_state 8 or 16 on AVX-512: see
+// forward_block_in_registers), every multiply-add and exp a vector op over the block's channels.
 // Items run in parallel over batch x channel blocks with at::parallel_for, so torch.set_num_threads holds.
 //
 // Training saves the state before every `chunk_length`-th frame. The backward recomputes a chunk's states from
