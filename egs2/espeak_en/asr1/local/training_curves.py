@@ -14,17 +14,17 @@ import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence
 
+import humanfriendly
+
 from report_outputs import finish_axes, named_path, new_figure, publish
 
 _EPOCH_LINE = re.compile(r"(\d+)epoch results: \[train\] (.*?), \[valid\] (.*?)(?:, \[att_plot\].*)?$")
 _FIELD = re.compile(r"(\w+)=([-0-9.e+]+)")
 # ESPnet logs a duration as humanfriendly.format_timespan writes it: "52.82 seconds", "1 minute and 35.83 seconds",
 # "1 hour, 2 minutes and 5.5 seconds" (_FIELD alone would read the first number of those as seconds).
-_SECONDS_PER_UNIT = {"millisecond": 1e-3, "second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0,
-                     "week": 604800.0}
-_UNIT = r"(?:millisecond|second|minute|hour|day|week)s?"
-_DURATION_FIELD = re.compile(rf"\btime=((?:[0-9.]+ {_UNIT}(?:, | and )?)+)")
-_DURATION_PART = re.compile(rf"([0-9.]+) ({_UNIT})")
+_DURATION_SEPARATOR = r", | and "
+_DURATION_PART = r"[0-9.]+ (?:millisecond|second|minute|hour|day|week)s?"
+_DURATION_FIELD = re.compile(rf"\btime=({_DURATION_PART}(?:(?:{_DURATION_SEPARATOR}){_DURATION_PART})*)")
 
 
 class Epoch(NamedTuple):
@@ -37,7 +37,7 @@ class Epoch(NamedTuple):
 
 def timespan_seconds(text: str) -> float:
     """Seconds in a duration as humanfriendly.format_timespan writes it ("1 minute and 35.83 seconds" -> 95.83)."""
-    return sum(float(value) * _SECONDS_PER_UNIT[unit.rstrip("s")] for value, unit in _DURATION_PART.findall(text))
+    return sum(humanfriendly.parse_timespan(part) for part in re.split(_DURATION_SEPARATOR, text))
 
 
 def report_fields(part: str) -> Dict[str, float]:
