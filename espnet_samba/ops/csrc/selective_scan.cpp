@@ -91,6 +91,15 @@ inline void store_state_rows(T* rows, const T* lanes, int64_t d_state, int64_t d
   for (int64_t n = 0; n < d_state; ++n) store_block<T, Full>(rows + n * dim, lanes + n * kLanes<T>, count);
 }
 
+// A block's Δ bias and D skip lanes, zeros where the problem has none.
+template <typename T, bool Full>
+inline void load_bias_and_skip(const ScanProblem<T>& p, int64_t d0, int count, T* bias, T* skip) {
+  std::fill(bias, bias + kLanes<T>, T(0));
+  std::fill(skip, skip + kLanes<T>, T(0));
+  if (p.delta_bias) load_block<T, Full>(bias, p.delta_bias + d0, count);
+  if (p.skip) load_block<T, Full>(skip, p.skip + d0, count);
+}
+
 // Δ_t of a block after bias, softplus and the length mask, and the raw u_t.
 template <typename T, bool Full>
 inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t, int64_t d0, int count, bool valid,
@@ -167,10 +176,7 @@ void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T*
   } else {
     std::fill(state, state + N * L, T(0));
   }
-  std::fill(bias, bias + L, T(0));
-  std::fill(skip, skip + L, T(0));
-  if (p.delta_bias) load_block<T, Full>(bias, p.delta_bias + d0, count);
-  if (p.skip) load_block<T, Full>(skip, p.skip + d0, count);
+  load_bias_and_skip<T, Full>(p, d0, count, bias, skip);
   const int64_t valid = p.valid_length(b);
   for (int64_t t = 0; t < p.length; ++t) {
     if (chunk_states && t % p.chunk_length == 0) {
@@ -218,10 +224,7 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
     if (p.initial_state) load_block<float, Full>(lanes, p.initial_state + (b * N + n) * dim + d0, count);
     state[n] = _mm512_loadu_ps(lanes);
   }
-  std::fill(bias, bias + L, 0.0f);
-  std::fill(skip, skip + L, 0.0f);
-  if (p.delta_bias) load_block<float, Full>(bias, p.delta_bias + d0, count);
-  if (p.skip) load_block<float, Full>(skip, p.skip + d0, count);
+  load_bias_and_skip<float, Full>(p, d0, count, bias, skip);
   const __m512 skip_v = _mm512_loadu_ps(skip);
   const int64_t valid = p.valid_length(b);
   auto store_rows = [&](float* rows) {
@@ -333,10 +336,7 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
   const int64_t N = p.d_state, dim = p.dim, NL = N * L;
   T bias[L], skip[L], u[L], du[L], dy[L], gate[L], gate_sigmoid[L], grad_out[L];
   T pre_gate[L], grad_delta_u[L], grad_dt[L], grad_u[L], lanes[L];
-  std::fill(bias, bias + L, T(0));
-  std::fill(skip, skip + L, T(0));
-  if (p.delta_bias) load_block<T, Full>(bias, p.delta_bias + d0, count);
-  if (p.skip) load_block<T, Full>(skip, p.skip + d0, count);
+  load_bias_and_skip<T, Full>(p, d0, count, bias, skip);
   T* decay_rates = s.decay_rates.data();
   T* decay_rates_log2 = s.decay_rates_log2.data();
   load_state_rows<T, Full>(decay_rates, p.A_t + d0, N, dim, count);
