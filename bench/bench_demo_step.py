@@ -5,7 +5,10 @@ baseline (conf/train_asr_conformer.yaml) through ESPnet's ASR task, 150 tokens, 
 random inputs (the cost does not depend on the values) of `--frames` frames (220 = 2.2 s, the corpus's typical
 utterance) with 20 target tokens:
 
-- one full training step (forward, backward, Adam step) at batch 16, Samba-ASR against the Conformer;
+- one full training step (forward, backward, Adam step with the recipe's optim_conf) at batch 16, Samba-ASR
+  against the Conformer;
+- the Adam step alone on each model's parameters, torch's multi-tensor (foreach) form against the fused one the
+  recipe's configs ask for (`optim_conf: {fused: true}`);
 - forward + backward of each part of Samba-ASR at batch 16: the conv2d6 front end (`encoder.embed`), the whole
   encoder, one bidirectional Mamba layer, the decoder on a fixed encoder output; each as a share of the step;
 - the time per utterance of a full step at batch 16, 32 and 48, as a ratio to batch 16;
@@ -42,9 +45,14 @@ FEATURES = 40
 TOKENS = 20
 
 
+def recipe_config(config_name: str) -> dict:
+    """The recipe's training config `config_name` (conf/), as a dict."""
+    return yaml.safe_load((RECIPE_CONF / config_name).read_text())
+
+
 def build(config_name: str, **encoder_conf) -> torch.nn.Module:
     """The recipe's model of `config_name`, its encoder_conf updated by `encoder_conf`, in training mode."""
-    config = yaml.safe_load((RECIPE_CONF / config_name).read_text())
+    config = recipe_config(config_name)
     config["encoder_conf"].update(encoder_conf)
     tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(VOCABULARY - 3)] + ["<sos/eos>"]
     parser = ASRTask.get_parser()
@@ -70,9 +78,17 @@ def seconds(call: Callable[[], None], repeats: int, steps: int) -> float:
     return best
 
 
-def training_step(model: torch.nn.Module, batch: int, frames: int) -> Callable[[], None]:
-    """One forward, backward and Adam step on a random batch (B, frames, 40) with 20 tokens per utterance."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+def recipe_optimizer(model: torch.nn.Module, config_name: str) -> torch.optim.Adam:
+    """Adam over `model`'s parameters with the optim_conf of the recipe's `config_name` (as ESPnet builds it)."""
+    config = recipe_config(config_name)
+    assert config["optim"] == "adam", f"{config_name}: optim {config['optim']}, this benchmark times Adam"
+    return torch.optim.Adam(model.parameters(), **config["optim_conf"])
+
+
+def training_step(model: torch.nn.Module, config_name: str, batch: int, frames: int) -> Callable[[], None]:
+    """One forward, backward and Adam step (`config_name`'s optim_conf) on a random batch (B, frames, 40) with 20
+    tokens per utterance."""
+    optimizer = recipe_optimizer(model, config_name)
     speech, speech_lengths = torch.randn(batch, frames, FEATURES), torch.full((batch,), frames)
     text, text_lengths = torch.randint(2, VOCABULARY - 1, (batch, TOKENS)), torch.full((batch,), TOKENS)
 
@@ -83,6 +99,14 @@ def training_step(model: torch.nn.Module, batch: int, frames: int) -> Callable[[
         optimizer.step()
 
     return step
+
+
+def adam_step(model: torch.nn.Module, **adam_conf) -> Callable[[], None]:
+    """Adam's update alone (`adam_conf`: foreach or fused) on a copy of `model`'s parameters with random gradients."""
+    parameters = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters()]
+    for parameter in parameters:
+        parameter.grad = torch.randn_like(parameter)
+    return torch.optim.Adam(parameters, lr=1e-3, **adam_conf).step
 
 
 def samba_parts(model: torch.nn.Module, batch: int, frames: int) -> dict:
@@ -115,27 +139,33 @@ def main() -> None:
     malloc = restart_keeping_freed_buffers()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    samba, conformer = build("train_asr_samba.yaml"), build("train_asr_conformer.yaml")
+    samba_config, conformer_config = "train_asr_samba.yaml", "train_asr_conformer.yaml"
+    samba, conformer = build(samba_config), build(conformer_config)
     time_of = lambda call: seconds(call, args.repeats, args.steps)  # noqa: E731
     print(f"threads {args.threads}, {args.frames} frames ({args.frames / 100:.1f} s), {TOKENS} tokens per utterance, "
           f"malloc: {malloc}")
 
-    step = time_of(training_step(samba, 16, args.frames))
-    conformer_step = time_of(training_step(conformer, 16, args.frames))
+    step = time_of(training_step(samba, samba_config, 16, args.frames))
+    conformer_step = time_of(training_step(conformer, conformer_config, 16, args.frames))
     print(f"training step, batch 16: Samba-ASR {step * 1e3:.1f} ms, Conformer {conformer_step * 1e3:.1f} ms "
           f"(Samba / Conformer {step / conformer_step:.2f}x)")
     for name, call in samba_parts(samba, 16, args.frames).items():
         part = time_of(call)
         print(f"  {name:32s} fwd+bwd {part * 1e3:6.1f} ms = {part / step:.2f} of the Samba-ASR step")
-    per_utterance = {batch: time_of(training_step(samba, batch, args.frames)) / batch for batch in (16, 32, 48)}
+    for name, model in (("Samba-ASR", samba), ("Conformer", conformer)):
+        foreach, fused = time_of(adam_step(model, foreach=True)), time_of(adam_step(model, fused=True))
+        print(f"  Adam step alone, {name}: foreach {foreach * 1e3:.1f} ms, fused {fused * 1e3:.1f} ms "
+              f"(fused / foreach {fused / foreach:.2f}x)")
+    per_utterance = {batch: time_of(training_step(samba, samba_config, batch, args.frames)) / batch
+                     for batch in (16, 32, 48)}
     for batch, cost in per_utterance.items():
         print(f"  batch {batch}: {cost * 1e3:.2f} ms per utterance = {cost / per_utterance[16]:.2f}x batch 16's")
     parameters = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
     print(f"parameters: Samba-ASR {parameters(samba) / 1e6:.3f} M, Conformer {parameters(conformer) / 1e6:.3f} M")
     for variant_conf in args.variant:
         variant = build("train_asr_samba.yaml", **variant_conf)
-        variant_step = time_of(training_step(variant, 16, args.frames))
-        conformer_step = time_of(training_step(conformer, 16, args.frames))  # again, beside it
+        variant_step = time_of(training_step(variant, samba_config, 16, args.frames))
+        conformer_step = time_of(training_step(conformer, conformer_config, 16, args.frames))  # again, beside it
         print(f"Samba-ASR with encoder_conf {variant_conf} ({parameters(variant) / 1e6:.3f} M): step "
               f"{variant_step * 1e3:.1f} ms, Conformer {conformer_step * 1e3:.1f} ms "
               f"(Samba / Conformer {variant_step / conformer_step:.2f}x)")
