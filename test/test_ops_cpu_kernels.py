@@ -78,6 +78,29 @@ def test_float32_with_start_state_and_lengths_matches_float64(d_state, length):
         assert error <= 2e-4 * expected.abs().max().item() + 1e-6, f"{name}: max error {error:.3g}"
 
 
+@pytest.mark.parametrize("with_options", [True, False], ids=["D-z-bias-softplus", "plain"])
+@pytest.mark.parametrize("d_state", [8, 16])
+def test_register_resident_forward_equals_the_generic_forward_bit_for_bit(d_state, with_options):
+    """forward_block_in_registers (float32, d_state 8 and 16: its state in registers, the next frame's softplus
+    and gate computed a frame ahead on the AVX-512 forms of softplus and sigmoid) against forward_block, the
+    path of every other d_state: one more state row whose B, C and start state are zero adds exactly zero to
+    every output and leaves the other rows alone, so the (d_state + 1)-row scan must give the same bits."""
+    batch, dim, length = 3, 37, 150  # 37 channels: two full vector blocks and a partial one
+    inputs = {name: t.detach() for name, t in make_scan_inputs(batch, dim, d_state, length, torch.float32,
+                                                                with_options).items()}
+    initial_state = torch.randn(batch, dim, d_state, generator=torch.Generator().manual_seed(3))
+    widened = {**inputs, "A": torch.cat([inputs["A"], -torch.ones(dim, 1)], dim=1),
+               "B": torch.cat([inputs["B"], torch.zeros(batch, 1, length)], dim=1),
+               "C": torch.cat([inputs["C"], torch.zeros(batch, 1, length)], dim=1)}
+    widened_initial_state = torch.cat([initial_state, torch.zeros(batch, dim, 1)], dim=2)
+    options = dict(delta_softplus=with_options, return_last_state=True, lengths=torch.tensor([length, 77, 1]))
+    with torch.no_grad():
+        y, state = fused_selective_scan(**inputs, initial_state=initial_state, **options)
+        y_generic, state_generic = fused_selective_scan(**widened, initial_state=widened_initial_state, **options)
+    torch.testing.assert_close(y, y_generic, rtol=0, atol=0)
+    torch.testing.assert_close(state, state_generic[..., :d_state], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("d_state, length", [(16, 1), (16, 200), (5, 77)])
 def test_float32_matches_mamba_ssm_reference(mamba_reference, d_state, length):
     inputs = make_scan_inputs(3, 20, d_state, length, torch.float32, with_options=True)

@@ -100,16 +100,25 @@ inline void load_bias_and_skip(const ScanProblem<T>& p, int64_t d0, int count, T
   if (p.skip) load_block<T, Full>(skip, p.skip + d0, count);
 }
 
-// Δ_t of a block after bias, softplus and the length mask, and the raw u_t.
+// Δ_t of a block after bias, softplus and the length mask, and the raw u_t. Always inlined: a call inside a
+// frame loop whose state lives in vector registers would spill and reload every one of them (the calling
+// convention preserves no vector register).
 template <typename T, bool Full>
-inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t, int64_t d0, int count, bool valid,
-                            const T* bias, T* dt, T* u) {
+__attribute__((always_inline)) inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t,
+                                                           int64_t d0, int count, bool valid, const T* bias, T* dt,
+                                                           T* u) {
   constexpr int L = kLanes<T>;
   load_block<T, Full>(u, p.u.at(b, t) + d0, count);
   load_block<T, Full>(dt, p.delta.at(b, t) + d0, count);
   if (!valid) {
     std::fill(dt, dt + L, T(0));
   } else if (p.delta_softplus) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      _mm512_storeu_ps(dt, softplus_avx512(_mm512_add_ps(_mm512_loadu_ps(dt), _mm512_loadu_ps(bias))));
+      return;
+    }
+#endif
 #pragma omp simd
     for (int k = 0; k < L; ++k) dt[k] = softplus(dt[k] + bias[k]);
   } else {
@@ -209,7 +218,8 @@ int64_t num_blocks(int64_t dim, int lanes) { return (dim + lanes - 1) / lanes; }
 #if defined(__AVX512F__)
 // forward_block for float32 on AVX-512 with d_state a compile-time N: the block's N state rows and decay rates
 // stay in vector registers for the whole walk through time, where forward_block (any d_state) loads and stores
-// every state row and the output lanes at every frame. The same operations in the same order: equal bit for bit.
+// every state row and the output lanes at every frame. The same operations in the same order (the gate's sigmoid
+// in its AVX-512 form, computed as sigmoid(float) is): equal bit for bit, as test_ops_cpu_kernels.py checks.
 template <int N, bool Full>
 void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t d0, int count, float* out,
                                 float* last_state, float* chunk_states) {
@@ -227,20 +237,33 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
   load_bias_and_skip<float, Full>(p, d0, count, bias, skip);
   const __m512 skip_v = _mm512_loadu_ps(skip);
   const int64_t valid = p.valid_length(b);
-  auto store_rows = [&](float* rows) {
-    for (int n = 0; n < N; ++n) {
-      _mm512_storeu_ps(lanes, state[n]);
-      store_block<float, Full>(rows + n * dim, lanes, count);
-    }
-  };
+  // Software-pipelined: a frame's step sizes (softplus) and gate (sigmoid) do not depend on the state, so they
+  // are computed one frame ahead, where the processor overlaps them with the current frame's state rows; at
+  // the head of the frame that needs them they put a long dependency chain in front of every row.
+  if (p.length > 0) load_step_sizes<float, Full>(p, b, 0, d0, count, 0 < valid, bias, dt, u);
+  __m512 next_dt = _mm512_loadu_ps(dt), next_u = _mm512_loadu_ps(u), gate_factor = _mm512_setzero_ps();
   for (int64_t t = 0; t < p.length; ++t) {
     if (chunk_states && t % p.chunk_length == 0) {
-      store_rows(chunk_states + (b * p.num_chunks() + t / p.chunk_length) * N * dim + d0);
+      float* rows = chunk_states + (b * p.num_chunks() + t / p.chunk_length) * N * dim + d0;
+#pragma GCC unroll 16
+      for (int n = 0; n < N; ++n) {
+        _mm512_storeu_ps(lanes, state[n]);
+        store_block<float, Full>(rows + n * dim, lanes, count);
+      }
     }
-    load_step_sizes<float, Full>(p, b, t, d0, count, t < valid, bias, dt, u);
+    const __m512 dt_v = next_dt, u_v = next_u;
+    if (t + 1 < p.length) {
+      load_step_sizes<float, Full>(p, b, t + 1, d0, count, t + 1 < valid, bias, dt, u);
+      next_dt = _mm512_loadu_ps(dt);
+      next_u = _mm512_loadu_ps(u);
+    }
+    if (p.z.data) {
+      load_block<float, Full>(gate, p.z.at(b, t) + d0, count);
+      const __m512 gate_v = _mm512_loadu_ps(gate);
+      gate_factor = _mm512_mul_ps(gate_v, sigmoid_avx512(gate_v));
+    }
     const float* B_t = p.B.at(b, t);
     const float* C_t = p.C.at(b, t);
-    const __m512 dt_v = _mm512_loadu_ps(dt), u_v = _mm512_loadu_ps(u);
     const __m512 du = _mm512_mul_ps(dt_v, u_v);
     __m512 y = _mm512_mul_ps(skip_v, u_v);
 #pragma GCC unroll 16
@@ -249,15 +272,15 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
       state[n] = _mm512_fmadd_ps(decay, state[n], _mm512_mul_ps(du, _mm512_set1_ps(B_t[n])));
       y = _mm512_fmadd_ps(state[n], _mm512_set1_ps(C_t[n]), y);
     }
+    if (p.z.data) y = _mm512_mul_ps(y, gate_factor);
     _mm512_storeu_ps(lanes, y);
-    if (p.z.data) {
-      load_block<float, Full>(gate, p.z.at(b, t) + d0, count);
-#pragma omp simd
-      for (int k = 0; k < L; ++k) lanes[k] *= gate[k] * sigmoid(gate[k]);
-    }
     store_block<float, Full>(out + (b * p.length + t) * dim + d0, lanes, count);
   }
-  store_rows(last_state + b * N * dim + d0);
+#pragma GCC unroll 16
+  for (int n = 0; n < N; ++n) {
+    _mm512_storeu_ps(lanes, state[n]);
+    store_block<float, Full>(last_state + (b * N + n) * dim + d0, lanes, count);
+  }
 }
 #endif
 

@@ -46,8 +46,9 @@ inline float fast_exp2(float x) {
 #if defined(__AVX512F__)
 // fast_exp2 of 16 lanes in AVX-512: rounding (vrndscaleps) and the scaling by 2^n (vscalefps) are one
 // instruction each, where the portable form above needs six for them and its clamps (the lower clamp stays: it
-// keeps results out of the denormals, as above; vscalefps saturates at the top by itself).
-inline __m512 fast_exp2_avx512(__m512 x) {
+// keeps results out of the denormals, as above; vscalefps saturates at the top by itself). Always inlined, as
+// are the other vector helpers: a call from a loop that keeps its state in vector registers would spill them.
+__attribute__((always_inline)) inline __m512 fast_exp2_avx512(__m512 x) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
@@ -86,5 +87,43 @@ template <typename T>
 inline T sigmoid(T x) {
   return T(1) / (T(1) + fast_exp(-x));
 }
+
+#if defined(__AVX512F__)
+// sigmoid(float) and softplus(float) of 16 lanes, computed as they are (the same clamps, rounding to nearest,
+// polynomials and division, in the same order; the clamps' operand order keeps a NaN a NaN, as the ternaries
+// do) with the AVX-512 rounding and scaling instructions. For the scan's frame loop, where the compiler would
+// otherwise vectorise the portable fast_exp2 with more instructions.
+__attribute__((always_inline)) inline __m512 fast_exp_avx512_as_portable(__m512 x) {
+  x = _mm512_mul_ps(x, _mm512_set1_ps(static_cast<float>(kLog2E)));
+  x = _mm512_max_ps(_mm512_set1_ps(-126.0f), x);
+  x = _mm512_min_ps(_mm512_set1_ps(127.0f), x);
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(kExp2Poly[5]);
+  for (int i = 4; i >= 0; --i) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[i]));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((always_inline)) inline __m512 sigmoid_avx512(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 e = fast_exp_avx512_as_portable(_mm512_sub_ps(_mm512_setzero_ps(), x));
+  return _mm512_div_ps(one, _mm512_add_ps(one, e));
+}
+
+__attribute__((always_inline)) inline __m512 softplus_avx512(__m512 x) {
+  const __m512 magnitude = _mm512_abs_ps(x);
+  const __m512 e = fast_exp_avx512_as_portable(_mm512_sub_ps(_mm512_setzero_ps(), magnitude));
+  const __m512 s = _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(2.0f), e));  // log1p_unit's series
+  const __m512 s2 = _mm512_mul_ps(s, s);
+  __m512 p = _mm512_set1_ps(1.0f / 11.0f);
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 9.0f));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 7.0f));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 5.0f));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 3.0f));
+  p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f));
+  const __m512 log1p = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), s), p);
+  return _mm512_add_ps(_mm512_max_ps(_mm512_setzero_ps(), x), log1p);
+}
+#endif
 
 }  // namespace samba
