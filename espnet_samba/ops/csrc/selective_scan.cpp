@@ -225,8 +225,9 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
                                 float* last_state, float* chunk_states) {
   constexpr int L = kLanes<float>;
   const int64_t dim = p.dim;
-  float bias[L], skip[L], dt[L], u[L], gate[L], lanes[L];
-  __m512 state[N], rate[N];
+  float bias[L], skip[L], dt[L] = {}, u[L] = {}, gate[L], lanes[L];
+  __m512 state[N], rate[N];  // stored through `lanes`, never by address: an address taken (a lambda capturing the
+                             // array did) makes the compiler keep every row in memory too, stored at every frame
   for (int n = 0; n < N; ++n) {
     load_block<float, Full>(lanes, p.A_t + n * dim + d0, count);
     rate[n] = _mm512_mul_ps(_mm512_loadu_ps(lanes), _mm512_set1_ps(static_cast<float>(kLog2E)));
