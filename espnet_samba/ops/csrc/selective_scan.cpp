@@ -100,10 +100,11 @@ inline void load_bias_and_skip(const ScanProblem<T>& p, int64_t d0, int count, T
   if (p.skip) load_block<T, Full>(skip, p.skip + d0, count);
 }
 
-// Δ_t of a block after bias, softplus and the length mask, and the raw u_t. Always inlined: a call inside a
+// Δ_t of a block after bias, softplus and the length mask, and the raw u_t; `VectorSoftplus`: softplus in its
+// AVX-512 form (float32 only), as the register-resident forward computes it. Always inlined: a call inside a
 // frame loop whose state lives in vector registers would spill and reload every one of them (the calling
 // convention preserves no vector register).
-template <typename T, bool Full>
+template <typename T, bool Full, bool VectorSoftplus = false>
 __attribute__((always_inline)) inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t,
                                                            int64_t d0, int count, bool valid, const T* bias, T* dt,
                                                            T* u) {
@@ -114,7 +115,8 @@ __attribute__((always_inline)) inline void load_step_sizes(const ScanProblem<T>&
     std::fill(dt, dt + L, T(0));
   } else if (p.delta_softplus) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) {
+    if constexpr (VectorSoftplus) {
+      static_assert(std::is_same_v<T, float>, "softplus_avx512 is float32");
       _mm512_storeu_ps(dt, softplus_avx512(_mm512_add_ps(_mm512_loadu_ps(dt), _mm512_loadu_ps(bias))));
       return;
     }
@@ -218,8 +220,9 @@ int64_t num_blocks(int64_t dim, int lanes) { return (dim + lanes - 1) / lanes; }
 #if defined(__AVX512F__)
 // forward_block for float32 on AVX-512 with d_state a compile-time N: the block's N state rows and decay rates
 // stay in vector registers for the whole walk through time, where forward_block (any d_state) loads and stores
-// every state row and the output lanes at every frame. The same operations in the same order (the gate's sigmoid
-// in its AVX-512 form, computed as sigmoid(float) is): equal bit for bit, as test_ops_cpu_kernels.py checks.
+// every state row and the output lanes at every frame. The same operations in the same order (softplus and the
+// gate's sigmoid in their AVX-512 forms, which compute what softplus(float) and sigmoid(float) compute): equal
+// bit for bit, as test_ops_cpu_kernels.py checks.
 template <int N, bool Full>
 void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t d0, int count, float* out,
                                 float* last_state, float* chunk_states) {
@@ -241,7 +244,7 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
   // Software-pipelined: a frame's step sizes (softplus) and gate (sigmoid) do not depend on the state, so they
   // are computed one frame ahead, where the processor overlaps them with the current frame's state rows; at
   // the head of the frame that needs them they put a long dependency chain in front of every row.
-  if (p.length > 0) load_step_sizes<float, Full>(p, b, 0, d0, count, 0 < valid, bias, dt, u);
+  if (p.length > 0) load_step_sizes<float, Full, true>(p, b, 0, d0, count, 0 < valid, bias, dt, u);
   __m512 next_dt = _mm512_loadu_ps(dt), next_u = _mm512_loadu_ps(u), gate_factor = _mm512_setzero_ps();
   for (int64_t t = 0; t < p.length; ++t) {
     if (chunk_states && t % p.chunk_length == 0) {
@@ -254,7 +257,7 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
     }
     const __m512 dt_v = next_dt, u_v = next_u;
     if (t + 1 < p.length) {
-      load_step_sizes<float, Full>(p, b, t + 1, d0, count, t + 1 < valid, bias, dt, u);
+      load_step_sizes<float, Full, true>(p, b, t + 1, d0, count, t + 1 < valid, bias, dt, u);
       next_dt = _mm512_loadu_ps(dt);
       next_u = _mm512_loadu_ps(u);
     }

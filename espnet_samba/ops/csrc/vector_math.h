@@ -66,20 +66,29 @@ inline float fast_exp(float x) { return fast_exp2(x * static_cast<float>(kLog2E)
 
 inline double fast_exp(double x) { return std::exp(x); }
 
-// log(1 + e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) <= 1/3, the series to s^11.
-inline float log1p_unit(float e) {
-  const float s = e / (2.0f + e);
-  const float s2 = s * s;
+// atanh(s) / s to s^10 as a polynomial in s^2: log(1 + e) = 2 s atanh_series(s^2) with s = e / (2 + e).
+inline float atanh_series(float s2) {
   float p = 1.0f / 11.0f;
   p = p * s2 + 1.0f / 9.0f;
   p = p * s2 + 1.0f / 7.0f;
   p = p * s2 + 1.0f / 5.0f;
   p = p * s2 + 1.0f / 3.0f;
-  p = p * s2 + 1.0f;
-  return 2.0f * s * p;
+  return p * s2 + 1.0f;
 }
 
-inline float softplus(float x) { return (x > 0.0f ? x : 0.0f) + log1p_unit(fast_exp(-std::fabs(x))); }
+// log(1 + e) for e in [0, 1]: 2 atanh(s) with s = e / (2 + e) <= 1/3, the series to s^11.
+inline float log1p_unit(float e) {
+  const float s = e / (2.0f + e);
+  return 2.0f * s * atanh_series(s * s);
+}
+
+// max(x, 0) + log1p(exp(-|x|)), the series' last product and the addition in one explicit multiply-add, so that
+// softplus_avx512 gives the same bits whatever the compiler contracts.
+inline float softplus(float x) {
+  const float e = fast_exp(-std::fabs(x));
+  const float s = e / (2.0f + e);
+  return std::fma(2.0f * s, atanh_series(s * s), x > 0.0f ? x : 0.0f);
+}
 
 inline double softplus(double x) { return (x > 0.0 ? x : 0.0) + std::log1p(std::exp(-std::fabs(x))); }
 
@@ -89,10 +98,11 @@ inline T sigmoid(T x) {
 }
 
 #if defined(__AVX512F__)
-// sigmoid(float) and softplus(float) of 16 lanes, computed as they are (the same clamps, rounding to nearest,
-// polynomials and division, in the same order; the clamps' operand order keeps a NaN a NaN, as the ternaries
-// do) with the AVX-512 rounding and scaling instructions. For the scan's frame loop, where the compiler would
-// otherwise vectorise the portable fast_exp2 with more instructions.
+// sigmoid(float) and softplus(float) of 16 lanes with the AVX-512 rounding and scaling instructions, equal to
+// them lane for lane: the same clamps, rounding to nearest, polynomials, divisions and roundings in the same
+// order (the clamps' operand order keeps a NaN a NaN, as the ternaries do). For the register-resident scan's
+// frame loop, where the compiler would otherwise vectorise the portable fast_exp2 with more instructions;
+// test_ops_cpu_kernels.py holds that scan to the generic one, which uses the portable forms, bit for bit.
 __attribute__((always_inline)) inline __m512 fast_exp_avx512_as_portable(__m512 x) {
   x = _mm512_mul_ps(x, _mm512_set1_ps(static_cast<float>(kLog2E)));
   x = _mm512_max_ps(_mm512_set1_ps(-126.0f), x);
@@ -113,16 +123,15 @@ __attribute__((always_inline)) inline __m512 sigmoid_avx512(__m512 x) {
 __attribute__((always_inline)) inline __m512 softplus_avx512(__m512 x) {
   const __m512 magnitude = _mm512_abs_ps(x);
   const __m512 e = fast_exp_avx512_as_portable(_mm512_sub_ps(_mm512_setzero_ps(), magnitude));
-  const __m512 s = _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(2.0f), e));  // log1p_unit's series
+  const __m512 s = _mm512_div_ps(e, _mm512_add_ps(_mm512_set1_ps(2.0f), e));
   const __m512 s2 = _mm512_mul_ps(s, s);
-  __m512 p = _mm512_set1_ps(1.0f / 11.0f);
+  __m512 p = _mm512_set1_ps(1.0f / 11.0f);  // atanh_series
   p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 9.0f));
   p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 7.0f));
   p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 5.0f));
   p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f / 3.0f));
   p = _mm512_fmadd_ps(p, s2, _mm512_set1_ps(1.0f));
-  const __m512 log1p = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), s), p);
-  return _mm512_add_ps(_mm512_max_ps(_mm512_setzero_ps(), x), log1p);
+  return _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(2.0f), s), p, _mm512_max_ps(_mm512_setzero_ps(), x));
 }
 #endif
 
