@@ -82,10 +82,10 @@ def test_float32_with_start_state_and_lengths_matches_float64(d_state, length):
 @pytest.mark.parametrize("d_state", [8, 16])
 def test_register_resident_forward_equals_the_generic_forward_bit_for_bit(d_state, with_options):
     """forward_block_in_registers (float32, d_state 8 and 16: its state in registers, the next frame's softplus
-    and gate computed a frame ahead on the AVX-512 forms of softplus and sigmoid) against forward_block, the
-    path of every other d_state, on the portable forms that the backward and the decoding step use too: one
-    more state row whose B, C and start state are zero adds exactly zero to every output and leaves the other
-    rows alone, so the (d_state + 1)-row scan must give the same bits."""
+    computed a frame ahead and the gate before the state rows, on the AVX-512 forms of softplus and sigmoid)
+    against forward_block, the path of every other d_state, on the portable forms that the backward and the
+    decoding step use too: one more state row whose B, C and start state are zero adds exactly zero to every
+    output and leaves the other rows alone, so the (d_state + 1)-row scan must give the same bits."""
     batch, dim, length = 3, 37, 150  # 37 channels: two full vector blocks and a partial one
     inputs = {name: t.detach() for name, t in make_scan_inputs(batch, dim, d_state, length, torch.float32,
                                                                 with_options).items()}

@@ -241,9 +241,10 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
   load_bias_and_skip<float, Full>(p, d0, count, bias, skip);
   const __m512 skip_v = _mm512_loadu_ps(skip);
   const int64_t valid = p.valid_length(b);
-  // Software-pipelined: a frame's step sizes (softplus) and gate (sigmoid) do not depend on the state, so they
-  // are computed one frame ahead, where the processor overlaps them with the current frame's state rows; at
-  // the head of the frame that needs them they put a long dependency chain in front of every row.
+  // Software-pipelined: the step sizes (softplus) and the gate (sigmoid) do not depend on the state, so the next
+  // frame's step sizes are computed one frame ahead and this frame's gate before its state rows, where the
+  // processor overlaps them with the rows; at the head of the frame that needs them the step sizes put a long
+  // dependency chain in front of every row.
   if (p.length > 0) load_step_sizes<float, Full, true>(p, b, 0, d0, count, 0 < valid, bias, dt, u);
   __m512 next_dt = _mm512_loadu_ps(dt), next_u = _mm512_loadu_ps(u), gate_factor = _mm512_setzero_ps();
   for (int64_t t = 0; t < p.length; ++t) {
