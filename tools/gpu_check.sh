@@ -59,7 +59,7 @@ BENCHMARKS=(
 CARRIED_PACKAGES=(
     espnet==202511 typeguard==4.6.1 humanfriendly==10.0 kaldiio==2.18.1 torch-complex==0.4.4
     librosa==0.11.0 soundfile==0.14.0 soxr==1.1.0 cffi==2.1.1
-    espnet-tts-frontend==0.0.4 espnet-g2p-en==2.1.0.post1 nltk==3.10.4 inflect==7.6.0 more-itertools==11.2.1
+    espnet-tts-frontend==0.0.4 espnet-g2p-en==2.1.0.post1 nltk==3.10.4 inflect==5.6.2 more-itertools==11.2.1
     jamo==0.4.1 jaconv==0.5.0 unidecode==1.4.0 defusedxml==0.7.1
     hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3
 )
