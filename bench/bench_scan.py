@@ -4,7 +4,10 @@ Two forms of the same scan, timed in turn in one process:
 - state rows only: Δ used as given, no D skip, no gate: the recurrence h = exp(Δ A) h + Δ u B, y = C h;
 - as the mixer calls it: Δ + bias through softplus, the D skip and the SiLU gate z, per frame and channel.
 The ratio of the two is what the per-frame work around the state rows costs; the state rows themselves are
-bound by vector arithmetic (about 13 AVX-512 operations per state row and frame). To compare two versions of
+bound by vector arithmetic (about 13 AVX-512 operations per state row and frame). The mixer's form is also timed
+at d_inner 520 and 516, whose (B, L, D) rows start off the 64-byte grid on most frames (32- and 16-byte offsets:
+d_model 260 and 258 at expand 2), as its time per channel against d_inner 512's: what reading a channel block
+that straddles two cache lines costs (csrc/cache_lines.h). To compare two versions of
 the kernels, run this script in alternating processes of their trees (e.g. a `git worktree` of the older one,
 with `PYTHONPATH=<worktree>`): the scan's time moves with the machine's speed, the alternation keeps both under
 the same conditions.
@@ -30,9 +33,10 @@ from espnet_samba.ops import selective_scan
 from espnet_samba.ops.cpu_kernels import load_cpu_kernels
 
 BATCH, LENGTH, D_INNER, D_STATE = 1, 8000, 512, 16
+OFF_GRID_D_INNER = (520, 516)  # rows at 32- and 16-byte offsets from the cache-line grid
 
 
-def scan_inputs(seed: int = 0) -> Dict[str, torch.Tensor]:
+def scan_inputs(seed: int = 0, d_inner: int = D_INNER) -> Dict[str, torch.Tensor]:
     """u, Δ, z (B, D, L); B, C (B, N, L); A (D, N); D, delta_bias (D,): views of channels-last tensors."""
     generator = torch.Generator().manual_seed(seed)
 
@@ -44,23 +48,29 @@ def scan_inputs(seed: int = 0) -> Dict[str, torch.Tensor]:
 
     rows = torch.arange(1, D_STATE + 1, dtype=torch.float32)
     return {
-        "u": channels_last(D_INNER),
-        "delta": (0.001 + 0.13 * rand(BATCH, LENGTH, D_INNER)).transpose(1, 2),
-        "A": -(rows[None, :] * (0.8 + 0.4 * rand(D_INNER, D_STATE))),
+        "u": channels_last(d_inner),
+        "delta": (0.001 + 0.13 * rand(BATCH, LENGTH, d_inner)).transpose(1, 2),
+        "A": -(rows[None, :] * (0.8 + 0.4 * rand(d_inner, D_STATE))),
         "B": channels_last(D_STATE),
         "C": channels_last(D_STATE),
-        "z": channels_last(D_INNER),
-        "D": rand(D_INNER),
-        "delta_bias": torch.full((D_INNER,), -4.0),  # softplus(Δ - 4) keeps Δ in the trained range
+        "z": channels_last(d_inner),
+        "D": rand(d_inner),
+        "delta_bias": torch.full((d_inner,), -4.0),  # softplus(Δ - 4) keeps Δ in the trained range
     }
 
 
 def forms(inputs: Dict[str, torch.Tensor]) -> Dict[str, Callable[[], torch.Tensor]]:
     rows_only = {name: inputs[name] for name in ("u", "delta", "A", "B", "C")}
-    return {
+    calls = {
         "state rows only": lambda: selective_scan(**rows_only),
         "as the mixer calls it": lambda: selective_scan(**inputs, delta_softplus=True),
     }
+    for d_inner in OFF_GRID_D_INNER:
+        off_grid = scan_inputs(d_inner=d_inner)
+        calls[f"mixer's, d_inner {d_inner}"] = lambda off_grid=off_grid: selective_scan(
+            **off_grid, delta_softplus=True
+        )
+    return calls
 
 
 def measure(runs: Dict[str, Callable[[], torch.Tensor]], repeats: int) -> Dict[str, List[float]]:
@@ -97,6 +107,12 @@ def main() -> None:
     rows_only, full = (times[name] for name in ("state rows only", "as the mixer calls it"))
     print(f"  as called / rows only: {statistics.median(full) / statistics.median(rows_only):.2f}x by medians, "
           f"{min(full) / min(rows_only):.2f}x by the fastest calls")
+    for d_inner in OFF_GRID_D_INNER:
+        off_grid = times[f"mixer's, d_inner {d_inner}"]
+        per_channel = D_INNER / d_inner
+        print(f"  d_inner {d_inner} / {D_INNER}, time per channel: "
+              f"{statistics.median(off_grid) / statistics.median(full) * per_channel:.2f}x by medians, "
+              f"{min(off_grid) / min(full) * per_channel:.2f}x by the fastest calls")
 
 
 if __name__ == "__main__":

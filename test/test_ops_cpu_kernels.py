@@ -102,6 +102,36 @@ def test_register_resident_forward_equals_the_generic_forward_bit_for_bit(d_stat
     torch.testing.assert_close(state, state_generic[..., :d_state], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("d_state", [8, 16, 5])
+def test_rows_off_the_cache_line_grid_give_the_bits_of_rows_on_it(d_state):
+    """u, Δ and z as the first 32 channels of 40-channel channels-last tensors (rows at 32-byte offsets from the
+    64-byte grid on every other frame) and as channels 1-32 of 48-channel ones (off it at 4-byte offsets on every
+    frame), against the same values in tensors of exactly 32 channels (every row on the grid). The
+    register-resident forward (d_state 8, 16) reads rows on the grid with one 512-bit load and rows off it with
+    four 128-bit ones (csrc/cache_lines.h); the generic forward (5) and the backward read every row the latter
+    way, which the reference tests hold. The values read, and so every bit of the outputs and gradients, must be
+    the same."""
+    batch, dim, length = 2, 32, 70
+    values = {name: t.detach() for name, t in make_scan_inputs(batch, dim, d_state, length, torch.float32,
+                                                                with_options=True).items()}
+    per_frame = ("u", "delta", "z")
+
+    def channels_last(tensor: torch.Tensor, width: int, first: int) -> torch.Tensor:
+        """`tensor` (B, D, L) as a (B, D, L) view of channels [first, first + D) of a (B, L, width) tensor."""
+        wide = torch.zeros(batch, length, width)
+        wide[..., first:first + dim] = tensor.transpose(1, 2)
+        return wide[..., first:first + dim].transpose(1, 2)
+
+    def scan_of(width: int, first: int):
+        inputs = {name: (channels_last(t, width, first) if name in per_frame else t.clone()).requires_grad_(True)
+                  for name, t in values.items()}
+        return run_with_gradients(fused_selective_scan, inputs, True)
+
+    on_grid = scan_of(dim, 0)
+    for width, first in ((40, 0), (48, 1)):
+        assert_same_scan(scan_of(width, first), on_grid, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("d_state, length", [(16, 1), (16, 200), (5, 77)])
 def test_float32_matches_mamba_ssm_reference(mamba_reference, d_state, length):
     inputs = make_scan_inputs(3, 20, d_state, length, torch.float32, with_options=True)

@@ -25,7 +25,7 @@ import torch
 
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 SOURCES = ("selective_scan.cpp", "causal_conv.cpp", "mixer_step.cpp", "ctc_prefix.cpp")
-HEADERS = ("decode_step.h", "tensor_checks.h", "vector_math.h")
+HEADERS = ("cache_lines.h", "decode_step.h", "tensor_checks.h", "vector_math.h")
 # -fno-tree-loop-distribute-patterns: keep short copy loops (a decoding step's conv window) inline instead of
 # turning them into memmove calls.
 COMPILE_FLAGS = (

@@ -17,10 +17,12 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <type_traits>
 #include <vector>
 
+#include "cache_lines.h"
 #include "decode_step.h"
 #include "tensor_checks.h"
 #include "vector_math.h"
@@ -38,6 +40,12 @@ struct Sequence {
   int64_t batch_stride = 0;
   int64_t time_stride = 0;
   const T* at(int64_t b, int64_t t) const { return data + b * batch_stride + t * time_stride; }
+  // Whether every frame's row starts on the 64-byte grid (true for an absent sequence).
+  bool rows_on_grid() const {
+    constexpr int64_t per_line = static_cast<int64_t>(kCacheLine / sizeof(T));
+    return reinterpret_cast<std::uintptr_t>(data) % kCacheLine == 0 && batch_stride % per_line == 0 &&
+           time_stride % per_line == 0;
+  }
 };
 
 template <typename T>
@@ -61,13 +69,23 @@ struct ScanProblem {
   int64_t valid_length(int64_t b) const { return lengths ? std::min(lengths[b], length) : length; }
 };
 
-// Lane-wise loads of a channel block: `count` real channels, zeros in the lanes past them.
-template <typename T, bool Full>
-inline void load_block(T* lanes, const T* source, int count) {
+// Lane-wise loads of a channel block: `count` real channels, zeros in the lanes past them. A full block is one
+// cache line's worth, read so that it never straddles two lines (cache_lines.h) unless the caller knows that
+// `source` is on the 64-byte grid (`OnGrid`): rows of a channel count that is not a multiple of a block start
+// off it.
+template <typename T, bool Full, bool OnGrid = false>
+__attribute__((always_inline)) inline void load_block(T* lanes, const T* source, int count) {
   constexpr int L = kLanes<T>;
   if (Full) {
+#if defined(__AVX512F__)
+    static_assert(sizeof(T) * L == kCacheLine, "a full block is one cache line");
+    const float* bytes = reinterpret_cast<const float*>(source);
+    _mm512_storeu_ps(reinterpret_cast<float*>(lanes),
+                     OnGrid ? _mm512_load_ps(bytes) : load_cache_line_unsplit(bytes));
+#else
 #pragma omp simd
     for (int k = 0; k < L; ++k) lanes[k] = source[k];
+#endif
   } else {
     for (int k = 0; k < L; ++k) lanes[k] = k < count ? source[k] : T(0);
   }
@@ -104,13 +122,13 @@ inline void load_bias_and_skip(const ScanProblem<T>& p, int64_t d0, int count, T
 // AVX-512 form (float32 only), as the register-resident forward computes it. Always inlined: a call inside a
 // frame loop whose state lives in vector registers would spill and reload every one of them (the calling
 // convention preserves no vector register).
-template <typename T, bool Full, bool VectorSoftplus = false>
+template <typename T, bool Full, bool VectorSoftplus = false, bool OnGrid = false>
 __attribute__((always_inline)) inline void load_step_sizes(const ScanProblem<T>& p, int64_t b, int64_t t,
                                                            int64_t d0, int count, bool valid, const T* bias, T* dt,
                                                            T* u) {
   constexpr int L = kLanes<T>;
-  load_block<T, Full>(u, p.u.at(b, t) + d0, count);
-  load_block<T, Full>(dt, p.delta.at(b, t) + d0, count);
+  load_block<T, Full, OnGrid>(u, p.u.at(b, t) + d0, count);
+  load_block<T, Full, OnGrid>(dt, p.delta.at(b, t) + d0, count);
   if (!valid) {
     std::fill(dt, dt + L, T(0));
   } else if (p.delta_softplus) {
@@ -179,7 +197,7 @@ void forward_block(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T*
                    T* chunk_states, T* state, T* decay_rates) {
   constexpr int L = kLanes<T>;
   const int64_t N = p.d_state, dim = p.dim;
-  T bias[L], skip[L], dt[L], u[L], du[L], y[L], gate[L];
+  alignas(kCacheLine) T bias[L], skip[L], dt[L], u[L], du[L], y[L], gate[L];
   load_state_rows<T, Full>(decay_rates, p.A_t + d0, N, dim, count);
   for (int64_t i = 0; i < N * L; ++i) decay_rates[i] *= T(kLog2E);  // exp(Δ A) = 2^(Δ A log2 e)
   if (p.initial_state) {
@@ -223,12 +241,12 @@ int64_t num_blocks(int64_t dim, int lanes) { return (dim + lanes - 1) / lanes; }
 // every state row and the output lanes at every frame. The same operations in the same order (softplus and the
 // gate's sigmoid in their AVX-512 forms, which compute what softplus(float) and sigmoid(float) compute): equal
 // bit for bit, as test_ops_cpu_kernels.py checks.
-template <int N, bool Full>
+template <int N, bool Full, bool OnGrid>
 void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t d0, int count, float* out,
                                 float* last_state, float* chunk_states) {
   constexpr int L = kLanes<float>;
   const int64_t dim = p.dim;
-  float bias[L], skip[L], dt[L] = {}, u[L] = {}, gate[L], lanes[L];
+  alignas(kCacheLine) float bias[L], skip[L], dt[L] = {}, u[L] = {}, gate[L], lanes[L];
   __m512 state[N], rate[N];  // stored through `lanes`, never by address: an address taken (a lambda capturing the
                              // array did) makes the compiler keep every row in memory too, stored at every frame
   for (int n = 0; n < N; ++n) {
@@ -245,7 +263,7 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
   // frame's step sizes are computed one frame ahead and this frame's gate before its state rows, where the
   // processor overlaps them with the rows; at the head of the frame that needs them the step sizes put a long
   // dependency chain in front of every row.
-  if (p.length > 0) load_step_sizes<float, Full, true>(p, b, 0, d0, count, 0 < valid, bias, dt, u);
+  if (p.length > 0) load_step_sizes<float, Full, true, OnGrid>(p, b, 0, d0, count, 0 < valid, bias, dt, u);
   __m512 next_dt = _mm512_loadu_ps(dt), next_u = _mm512_loadu_ps(u), gate_factor = _mm512_setzero_ps();
   for (int64_t t = 0; t < p.length; ++t) {
     if (chunk_states && t % p.chunk_length == 0) {
@@ -258,12 +276,12 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
     }
     const __m512 dt_v = next_dt, u_v = next_u;
     if (t + 1 < p.length) {
-      load_step_sizes<float, Full, true>(p, b, t + 1, d0, count, t + 1 < valid, bias, dt, u);
+      load_step_sizes<float, Full, true, OnGrid>(p, b, t + 1, d0, count, t + 1 < valid, bias, dt, u);
       next_dt = _mm512_loadu_ps(dt);
       next_u = _mm512_loadu_ps(u);
     }
     if (p.z.data) {
-      load_block<float, Full>(gate, p.z.at(b, t) + d0, count);
+      load_block<float, Full, OnGrid>(gate, p.z.at(b, t) + d0, count);
       const __m512 gate_v = _mm512_loadu_ps(gate);
       gate_factor = _mm512_mul_ps(gate_v, sigmoid_avx512(gate_v));
     }
@@ -289,14 +307,31 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
 }
 #endif
 
+#if defined(__AVX512F__)
+// forward_block_in_registers<N> with its full blocks' per-frame rows read by single 512-bit loads where all of
+// them lie on the 64-byte grid (every row of a d_inner that is a multiple of 16, in torch's aligned tensors).
+template <int N, bool Full>
+void forward_block_in_registers_on_or_off_grid(const ScanProblem<float>& p, int64_t b, int64_t d0, int count,
+                                               float* out, float* last_state, float* chunk_states) {
+  if (Full && p.u.rows_on_grid() && p.delta.rows_on_grid() && p.z.rows_on_grid()) {
+    return forward_block_in_registers<N, Full, true>(p, b, d0, count, out, last_state, chunk_states);
+  }
+  forward_block_in_registers<N, Full, false>(p, b, d0, count, out, last_state, chunk_states);
+}
+#endif
+
 // One channel block through the whole sequence: in registers where forward_block_in_registers applies.
 template <typename T, bool Full>
 void forward_block_any(const ScanProblem<T>& p, int64_t b, int64_t d0, int count, T* out, T* last_state,
                        T* chunk_states, T* state, T* decay_rates) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (p.d_state == 16) return forward_block_in_registers<16, Full>(p, b, d0, count, out, last_state, chunk_states);
-    if (p.d_state == 8) return forward_block_in_registers<8, Full>(p, b, d0, count, out, last_state, chunk_states);
+    if (p.d_state == 16) {
+      return forward_block_in_registers_on_or_off_grid<16, Full>(p, b, d0, count, out, last_state, chunk_states);
+    }
+    if (p.d_state == 8) {
+      return forward_block_in_registers_on_or_off_grid<8, Full>(p, b, d0, count, out, last_state, chunk_states);
+    }
   }
 #endif
   forward_block<T, Full>(p, b, d0, count, out, last_state, chunk_states, state, decay_rates);
@@ -307,7 +342,7 @@ void forward_kernel(const ScanProblem<T>& p, T* out, T* last_state, T* chunk_sta
   constexpr int L = kLanes<T>;
   const int64_t blocks = num_blocks(p.dim, L);
   at::parallel_for(0, p.batch * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> state(p.d_state * L), decay_rates(p.d_state * L);
+    CacheLineVector<T> state(p.d_state * L), decay_rates(p.d_state * L);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t b = item / blocks, d0 = (item % blocks) * L;
       const int count = static_cast<int>(std::min<int64_t>(L, p.dim - d0));
@@ -338,8 +373,8 @@ struct ScanGradients {
 // the item's group, kept across chunks.
 template <typename T>
 struct BackwardScratch {
-  std::vector<T> states, decays, step_sizes, decay_rates, decay_rates_log2, dB_lanes, dC_lanes;
-  std::vector<T> adjoints, dA_lanes, dD_lanes, dbias_lanes;
+  CacheLineVector<T> states, decays, step_sizes, decay_rates, decay_rates_log2, dB_lanes, dC_lanes;
+  CacheLineVector<T> adjoints, dA_lanes, dD_lanes, dbias_lanes;
   BackwardScratch(int64_t chunk_length, int64_t d_state, int64_t group_blocks) {
     constexpr int L = kLanes<T>;
     states.resize((chunk_length + 1) * d_state * L);
@@ -362,8 +397,8 @@ void backward_block_chunk(const ScanProblem<T>& p, const ScanGradients<T>& g, Ba
                           int64_t chunk, int64_t t0, int64_t t1, int64_t d0, int count, int64_t slot) {
   constexpr int L = kLanes<T>;
   const int64_t N = p.d_state, dim = p.dim, NL = N * L;
-  T bias[L], skip[L], u[L], du[L], dy[L], gate[L], gate_sigmoid[L], grad_out[L];
-  T pre_gate[L], grad_delta_u[L], grad_dt[L], grad_u[L], lanes[L];
+  alignas(kCacheLine) T bias[L], skip[L], u[L], du[L], dy[L], gate[L], gate_sigmoid[L], grad_out[L];
+  alignas(kCacheLine) T pre_gate[L], grad_delta_u[L], grad_dt[L], grad_u[L], lanes[L];
   load_bias_and_skip<T, Full>(p, d0, count, bias, skip);
   T* decay_rates = s.decay_rates.data();
   T* decay_rates_log2 = s.decay_rates_log2.data();
