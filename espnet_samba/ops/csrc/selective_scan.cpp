@@ -80,8 +80,11 @@ __attribute__((always_inline)) inline void load_block(T* lanes, const T* source,
 #if defined(__AVX512F__)
     static_assert(sizeof(T) * L == kCacheLine, "a full block is one cache line");
     const float* bytes = reinterpret_cast<const float*>(source);
-    _mm512_storeu_ps(reinterpret_cast<float*>(lanes),
-                     OnGrid ? _mm512_load_ps(bytes) : load_cache_line_unsplit(bytes));
+    if constexpr (OnGrid) {
+      _mm512_storeu_ps(reinterpret_cast<float*>(lanes), _mm512_loadu_ps(bytes));
+    } else {
+      _mm512_storeu_ps(reinterpret_cast<float*>(lanes), load_cache_line_unsplit(bytes));
+    }
 #else
 #pragma omp simd
     for (int k = 0; k < L; ++k) lanes[k] = source[k];
@@ -313,8 +316,10 @@ void forward_block_in_registers(const ScanProblem<float>& p, int64_t b, int64_t 
 template <int N, bool Full>
 void forward_block_in_registers_on_or_off_grid(const ScanProblem<float>& p, int64_t b, int64_t d0, int count,
                                                float* out, float* last_state, float* chunk_states) {
-  if (Full && p.u.rows_on_grid() && p.delta.rows_on_grid() && p.z.rows_on_grid()) {
-    return forward_block_in_registers<N, Full, true>(p, b, d0, count, out, last_state, chunk_states);
+  if constexpr (Full) {
+    if (p.u.rows_on_grid() && p.delta.rows_on_grid() && p.z.rows_on_grid()) {
+      return forward_block_in_registers<N, true, true>(p, b, d0, count, out, last_state, chunk_states);
+    }
   }
   forward_block_in_registers<N, Full, false>(p, b, d0, count, out, last_state, chunk_states);
 }
