@@ -57,9 +57,9 @@ setup(
         # Builds the fused CPU kernels with torch.utils.cpp_extension (plus the system's C++ compiler).
         "ninja>=1.11",
         # Every ESPnet process imports inflect at start (espnet2.text.phoneme_tokenizer -> g2p_en, which spells
-        # numbers with it). From 7.0 on, inflect decorates ~50 methods with typeguard's @typechecked, which
-        # re-parses and compiles its whole module once per method: about 2 s of every start of asr_train,
-        # asr_inference or Speech2Text (bench/bench_startup.py). 5.6 is the last release without it.
+        # numbers with it). From 7.0 on, inflect decorates its methods with typeguard's @typechecked, which
+        # re-parses and compiles its whole module once per method (23 at import): about 2 s of every start of
+        # asr_train, asr_inference or Speech2Text (bench/bench_startup.py). 5.6 is the last release without it.
         "inflect>=5.6,<6",
     ],
     extras_require={

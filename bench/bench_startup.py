@@ -7,14 +7,15 @@ script. Their start is dominated by imports, and two causes stand out:
 - typeguard's `@typechecked` (ESPnet decorates its constructors with it; typeguard 4 re-parses, transforms and
   compiles the decorated function's whole module once per decorated function, at import);
 - `inflect`, imported at every ESPnet start through `espnet2.text.phoneme_tokenizer` -> `g2p_en`. From release 7
-  on, inflect decorates about 50 methods of its 4,000-line module with `@typechecked`, so it alone costs a few
-  seconds. setup.py pins `inflect<6`, the pure-Python release g2p_en was written for (it only spells numbers).
+  on, inflect decorates its methods with `@typechecked` (23 instrumented at import, each compiling its 4,000-line
+  module again), about 2 s of every start. setup.py pins `inflect<6`, the pure-Python release g2p_en was written
+  for (it only spells numbers).
 
 Each figure is the median over `--repeats` fresh processes, run in turns, of: `import torch` alone (the floor any
 torch program pays), the import of each entry point, and inside the latter the time spent importing inflect and
 the time spent in typeguard's instrumentation (typeguard's `instrument`, wrapped with a timer; calls counted).
-The shares are of the entry point's import in the same processes. ESPnet's nltk download notices (no network)
-go to /dev/null.
+The shares are of the entry point's import in the same processes. The children's output other than their JSON
+line (ESPnet's nltk download notices on a machine without network) is captured and dropped.
 
 Usage: tools/venv/bin/python bench/bench_startup.py [--repeats 5] [--entry_points espnet2.bin.asr_inference ...]
 """
@@ -39,6 +40,7 @@ if sys.argv[1] == "torch":
     print(json.dumps({"total": time.perf_counter() - start}))
     raise SystemExit
 import importlib
+from importlib.metadata import version
 import typeguard._decorators as decorators
 spent = {"instrument": 0.0, "calls": 0}
 original_instrument = decorators.instrument
@@ -56,8 +58,7 @@ inflect_import = time.perf_counter() - began
 importlib.import_module(sys.argv[1])
 print(json.dumps({"total": time.perf_counter() - start, "inflect": inflect_import,
                   "typeguard": spent["instrument"], "typeguard_calls": spent["calls"],
-                  "inflect_version": getattr(inflect, "__version__", None)
-                  or __import__("importlib.metadata").metadata.version("inflect")}))
+                  "inflect_version": version("inflect")}))
 """
 
 
