@@ -7,6 +7,7 @@ is used. The layers, masks, beam search and command-line helpers below still liv
 range in setup.py. Tested with ESPnet 202511 (setup.py says which releases are declared).
 """
 from espnet.nets.batch_beam_search import BatchBeamSearch
+from espnet.nets.batch_beam_search_online_sim import BatchBeamSearchOnlineSim
 from espnet.nets.ctc_prefix_score import CTCPrefixScoreTH
 from espnet.nets.beam_search import BeamSearch, Hypothesis
 from espnet.nets.pytorch_backend.conformer.encoder_layer import EncoderLayer
@@ -31,6 +32,7 @@ from espnet.utils.cli_utils import get_commandline_args
 
 __all__ = [
     "BatchBeamSearch",
+    "BatchBeamSearchOnlineSim",
     "BatchScorerInterface",
     "BeamSearch",
     "CTCPrefixScoreTH",

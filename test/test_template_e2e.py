@@ -32,6 +32,8 @@ def test_stages_1_to_13_write_results_md(trained_recipe):
     assert len(train_ids) == 72 and sum(utt.startswith("sp0.9-") for utt in train_ids) == 24
     assert (recipe / "exp/lm_train_lm_char/perplexity_test/ppl").exists()
     assert len((recipe / DECODE_DIR / "text").read_text().splitlines()) == 4
+    # stage 12 decodes with espnet_samba's Speech2Text: ESPnet's search, the CTC prefix scores by a scan
+    assert "-m espnet_samba.bin.asr_inference " in (recipe / DECODE_DIR / "logdir/asr_inference.1.log").read_text()
     results = (recipe / ASR_EXP / "RESULTS.md").read_text()
     for section in ("## Environments", "## asr_train_asr_raw_char_sp", "- Params: ", "### WER", "### CER",
                     "### WER (Open ASR Leaderboard normalisation)", "|dataset|Snt|Wrd|Corr|Sub|Del|Ins|Err|S.Err|",

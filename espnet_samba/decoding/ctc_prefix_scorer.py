@@ -10,11 +10,14 @@ Everything else (state layout, partial scoring, eos and blank) is ESPnet's, so t
 """
 from __future__ import annotations
 
+import logging
 from typing import List, Optional, Tuple
 
 import torch
 
-from espnet_samba.compat import CTCPrefixScorer, CTCPrefixScoreTH
+from espnet_samba.compat import (
+    BatchBeamSearch, BatchBeamSearchOnlineSim, BeamSearch, CTCPrefixScorer, CTCPrefixScoreTH,
+)
 from espnet_samba.ops.ctc_prefix import ctc_prefix_forward
 
 
@@ -113,3 +116,31 @@ class ScannedCTCPrefixScorer(CTCPrefixScorer):
         log_probs = self.ctc.log_softmax(x.unsqueeze(0))
         self.impl = ScannedCTCPrefixScoreTH(log_probs, torch.tensor([log_probs.size(1)]), 0, self.eos)
         return None
+
+
+def scan_ctc_prefix_scoring(beam_search: BeamSearch) -> bool:
+    """Replaces ESPnet's `CTCPrefixScorer` of `beam_search` by `ScannedCTCPrefixScorer`, in place, under the same
+    name and weight: the same hypotheses and scores, with the loop over frames of every output step as one op.
+
+    Only ESPnet's `BatchBeamSearch` (what `Speech2Text` builds at batch size 1) is changed. Its non-batch
+    `BeamSearch` scores prefixes with ESPnet's numpy `CTCPrefixScore`, and its streaming simulation
+    (`BatchBeamSearchOnlineSim`) extends the posteriors block by block, which the scanned scorer does not do:
+    both keep ESPnet's scorer.
+
+    Returns:
+        Whether a scorer was replaced.
+    """
+    if not isinstance(beam_search, BatchBeamSearch) or isinstance(beam_search, BatchBeamSearchOnlineSim):
+        logging.info("%s keeps ESPnet's CTC prefix scorer (the scan is for BatchBeamSearch)",
+                     type(beam_search).__name__)
+        return False
+    replaced = False
+    for name, scorer in list(beam_search.scorers.items()):
+        if type(scorer) is not CTCPrefixScorer:  # ESPnet's own class only: a subclass may score differently
+            continue
+        scanned = ScannedCTCPrefixScorer(ctc=scorer.ctc, eos=scorer.eos)
+        for scorers in (beam_search.scorers, beam_search.full_scorers, beam_search.part_scorers):
+            if name in scorers:
+                scorers[name] = scanned
+        replaced = True
+    return replaced

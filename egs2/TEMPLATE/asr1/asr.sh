@@ -1045,14 +1045,15 @@ if ! "${skip_eval}"; then
         if "${use_ngram}"; then
              _opts+="--ngram_file ${ngram_exp}/${inference_ngram} "
         fi
-        _inference_tool=espnet2.bin.asr_inference
+        # ESPnet's decoding with the CTC prefix scores computed by a scan (the same hypotheses, faster;
+        # --inference_args "--ctc_prefix_scorer loop" keeps ESPnet's scorer) and the optional lexicon.
+        _inference_tool=espnet_samba.bin.asr_inference
         if "${use_lexicon}"; then
             if [ ! -f "${lexicon}" ]; then
                 begin_stage "12: decoding" "(none)"
                 log "Error: --use_lexicon true but ${lexicon} is missing; run stage 5 with --use_lexicon true first"
                 exit 1
             fi
-            _inference_tool=espnet_samba.bin.asr_inference
             _opts+="--lexicon ${lexicon} "
         fi
         if "${use_streaming}"; then
