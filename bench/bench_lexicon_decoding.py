@@ -11,41 +11,15 @@ Usage: tools/venv/bin/python bench/bench_lexicon_decoding.py [--threads 1] [--ut
 from __future__ import annotations
 
 import argparse
-import itertools
-import os
 import time
-from pathlib import Path
 
-import soundfile
 import torch
-import yaml
 from espnet2.bin.asr_inference import Speech2Text
 
+from demo_model import RECIPE, demo_speech2text, read_recordings
 from espnet_samba.decoding import constrain_to_lexicon, read_lexicon
 
-RECIPE = Path(__file__).resolve().parents[1] / "egs2" / "espeak_en" / "asr1"
-ASR_EXP = RECIPE / "exp" / "asr_train_asr_samba_raw_en_bpe150"
-LM_EXP = RECIPE / "exp" / "lm_train_lm_en_bpe150"
 LEXICON = RECIPE / "data" / "en_token_list" / "lexicon.txt"
-
-
-def speech2text() -> Speech2Text:
-    """The demo model with the recipe's LM and decoding config (`conf/decode_asr.yaml`)."""
-    for needed in (ASR_EXP / "valid.acc.ave.pth", LM_EXP / "valid.loss.ave.pth", LEXICON):
-        if not needed.exists():
-            raise SystemExit(
-                f"{needed} not found: run `make demo` (egs2/espeak_en/asr1/run.sh) first, then "
-                "`./run.sh --stage 5 --stop_stage 5 --use_lexicon true` there for the lexicon"
-            )
-    decoding = yaml.safe_load((RECIPE / "conf" / "decode_asr.yaml").read_text())
-    return Speech2Text(
-        asr_train_config=ASR_EXP / "config.yaml",
-        asr_model_file=ASR_EXP / "valid.acc.ave.pth",
-        lm_train_config=LM_EXP / "config.yaml",
-        lm_file=LM_EXP / "valid.loss.ave.pth",
-        device="cpu",
-        **decoding,
-    )
 
 
 def main() -> None:
@@ -55,19 +29,16 @@ def main() -> None:
     parser.add_argument("--test_set", default="test_espeak")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    os.chdir(RECIPE)  # the model's config.yaml names its files relative to the recipe, as ESPnet's do
-
-    decoder = speech2text()
+    decoder = demo_speech2text(
+        Speech2Text, needed=[LEXICON], how=", then `./run.sh --stage 5 --stop_stage 5 --use_lexicon true` there"
+    )
     searches = {
         "without lexicon": decoder.beam_search,
         "with lexicon": constrain_to_lexicon(decoder.beam_search, read_lexicon(LEXICON)),
     }
-    wav_scp = RECIPE / "dump" / "raw" / args.test_set / "wav.scp"
-    with wav_scp.open(encoding="utf-8") as f:
-        paths = [line.split(maxsplit=1)[1].strip() for line in itertools.islice(f, args.utterances)]
     seconds = {name: 0.0 for name in searches}
     differing = 0
-    utterances = [soundfile.read(path, dtype="float32")[0] for path in paths]
+    utterances = read_recordings(args.test_set, args.utterances)
     for audio in utterances:
         texts = {}
         for name, search in searches.items():
