@@ -58,6 +58,7 @@ import torch
 
 from allocator import GLIBC_DEFAULTS_FLAG, KEEP_FREED_BUFFERS, describe
 from process_memory import PeakRssProbe
+from espnet_samba.ops.mamba_ssm_oracle import enter_reference_packages
 
 D_MODEL = 256
 SLOW_RUN_S = 20.0
@@ -92,16 +93,11 @@ SKIPPED = {
 def import_mamba_ssm_reference_module() -> types.ModuleType:
     """`mamba_ssm.modules.mamba_simple`, patched to run its reference path on CPU.
 
-    mamba-ssm imports its compiled extensions at module level; where they are missing, empty stand-in modules are
-    registered under their names so that the pure-PyTorch code imports. The module's kernel entry points are then
-    replaced by the reference functions (selective scan) or None (convolution and state update: Mamba then uses
-    its own PyTorch code for them).
+    Imported without mamba-ssm's CUDA build and without transformers (`enter_reference_packages`). The module's
+    kernel entry points are then replaced by the reference functions (selective scan) or None (convolution and
+    state update: Mamba then uses its own PyTorch code for them).
     """
-    for name in ("selective_scan_cuda", "causal_conv1d_cuda"):
-        try:
-            __import__(name)
-        except ImportError:
-            sys.modules[name] = types.ModuleType(name)
+    enter_reference_packages()
     from mamba_ssm.modules import mamba_simple
     from mamba_ssm.ops.selective_scan_interface import selective_scan_ref
 

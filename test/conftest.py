@@ -13,39 +13,25 @@ from typing import Dict, Iterator
 
 import pytest
 
-COMPILED_EXTENSIONS = ("selective_scan_cuda", "causal_conv1d_cuda")
-REFERENCE_PACKAGES = ("mamba_ssm", "causal_conv1d")
-
-
-def _is_importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
+from espnet_samba.ops.mamba_ssm_oracle import enter_reference_packages, leave_reference_packages
 
 
 @pytest.fixture(scope="session")
 def mamba_reference() -> Iterator[types.SimpleNamespace]:
-    """mamba-ssm's and causal-conv1d's reference functions and `Mamba` module, importable without their CUDA build.
+    """mamba-ssm's and causal-conv1d's reference functions and `Mamba` module, importable without their CUDA build
+    and without transformers (`espnet_samba.ops.mamba_ssm_oracle`).
 
-    Both packages import their compiled extension (`selective_scan_cuda`, `causal_conv1d_cuda`) at module top
-    level, before the pure-PyTorch reference functions that our tests use as the oracle. Where an extension does
-    not import (no CUDA build, as on CPU-only machines), this fixture registers an empty module under its name in
-    `sys.modules`, so that the `import` statements succeed; nothing from the stand-ins is ever called, since the
-    tests call only the reference functions, and `Mamba` only after its kernel entry points are replaced (see
-    `mamba_reference_path` in test_mamba_mixer.py). Where the real extension imports, it is used unchanged.
-    At the end of the session the stand-ins, and every mamba_ssm / causal_conv1d module imported through them,
-    are removed from `sys.modules` again, so nothing outside these tests sees a half-working mamba-ssm.
+    `Mamba` is only called after its kernel entry points are replaced (see `mamba_reference_path` in
+    test_mamba_mixer.py). At the end of the session the stand-ins, and every mamba_ssm / causal_conv1d module
+    imported through them, are removed from `sys.modules` again, so nothing outside these tests sees a half-entered
+    mamba-ssm.
 
     Yields:
         A namespace with selective_scan_ref, mamba_inner_ref, selective_state_update_ref, causal_conv1d_ref,
         causal_conv1d_update_ref, and the modules selective_scan_interface and mamba_simple.
     """
     modules_before = set(sys.modules)
-    stand_ins = [name for name in COMPILED_EXTENSIONS if not _is_importable(name)]
-    for name in stand_ins:
-        sys.modules[name] = types.ModuleType(name)
+    stand_ins = enter_reference_packages()
     try:
         from causal_conv1d.causal_conv1d_interface import causal_conv1d_ref, causal_conv1d_update_ref
         from mamba_ssm.modules import mamba_simple
@@ -62,10 +48,7 @@ def mamba_reference() -> Iterator[types.SimpleNamespace]:
             mamba_simple=mamba_simple,
         )
     finally:
-        if stand_ins:
-            for name in set(sys.modules) - modules_before:
-                if name in stand_ins or name.split(".")[0] in REFERENCE_PACKAGES:
-                    del sys.modules[name]
+        leave_reference_packages(modules_before, stand_ins)
 
 
 CPU_BACKENDS = ("fused-cpu-kernels", "pytorch-fallback")
@@ -79,8 +62,6 @@ def cpu_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     with the build's reason instead of skipping it. The fallback is selected by turning the kernels off where the
     ops dispatch, as a machine without a compiler would.
     """
-    import importlib
-
     from espnet_samba.ops.cpu_kernels import load_cpu_kernels
 
     if request.param == "fused-cpu-kernels":

@@ -14,10 +14,11 @@
 #   SAMBA_KERNELS=auto|cuda|source|skip
 #                             auto: compile mamba-ssm/causal-conv1d CUDA kernels when nvcc and a GPU are present,
 #                             otherwise as source: install them source-only (their pure-PyTorch reference
-#                             functions, which the tests use as an oracle; what CI does); cuda: compile them with
-#                             nvcc, GPU or not (tools/build_cuda_kernels.py: the real toolkit found behind a wrapper
-#                             nvcc, progress every minute, one log per package in tools/venv/cuda_kernels_build/,
-#                             the wheels kept there); skip: do not install them.
+#                             functions, which the tests use as an oracle; without the transformers package that
+#                             mamba-ssm declares but its reference code does not import; what CI does); cuda:
+#                             compile them with nvcc, GPU or not (tools/build_cuda_kernels.py: the real toolkit
+#                             found behind a wrapper nvcc, progress every minute, one log per package in
+#                             tools/venv/cuda_kernels_build/, the wheels kept there); skip: do not install them.
 #   TORCH_CUDA_ARCH_LIST      GPU architectures to compile for, e.g. 9.0 (H100/H200); default: the local GPU's;
 #                             required without a GPU. One architecture, not the packages' nine: still hours on a
 #                             few cores, so run it in the background (nohup ... &), never in CI.
@@ -33,6 +34,8 @@ set -euo pipefail
 readonly TORCH_VERSION=2.11.0
 readonly MAMBA_SSM_VERSION=2.3.2.post1
 readonly CAUSAL_CONV1D_VERSION=1.7.0
+readonly EINOPS_VERSION=0.8.2  # what mamba-ssm's reference code imports besides torch
+readonly HUGGINGFACE_HUB_VERSION=2.4.0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="${root}/tools/venv"
@@ -99,10 +102,36 @@ install_kernels() {
         build_cuda_kernels
     else
         log "installing mamba-ssm/causal-conv1d source-only (reference functions, no CUDA kernels)"
+        # Without their declared dependencies: the reference code needs einops, huggingface_hub and torch's triton,
+        # not the HuggingFace transformers that mamba-ssm declares for its language-model generation code (nor its
+        # GPU compilers). Where transformers is installed, every ESPnet process imports it at start (ESPnet's
+        # optional HuggingFace modules), about 3 s of each (bench/bench_startup.py). The tests and benchmarks reach
+        # the reference code without the package's __init__ (espnet_samba/ops/mamba_ssm_oracle.py).
         MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE \
             CAUSAL_CONV1D_FORCE_BUILD=TRUE CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE \
-            pip_install --no-build-isolation --no-cache-dir -q \
+            pip_install --no-build-isolation --no-cache-dir --no-deps -q \
             "causal-conv1d==${CAUSAL_CONV1D_VERSION}" "mamba-ssm==${MAMBA_SSM_VERSION}"
+        pip_install -q "einops==${EINOPS_VERSION}" "huggingface_hub==${HUGGINGFACE_HUB_VERSION}"
+        remove_transformers_installed_as_a_dependency
+    fi
+}
+
+# A venv installed before the step above (mamba-ssm with its dependencies) holds transformers that nobody asked
+# for; it goes, unless someone installed it by name (pip's REQUESTED marker).
+remove_transformers_installed_as_a_dependency() {
+    if "${venv}/bin/python" - <<'PYTHON'
+import importlib.metadata as metadata
+import sys
+
+try:
+    distribution = metadata.distribution("transformers")
+except metadata.PackageNotFoundError:
+    sys.exit(1)
+sys.exit(0 if distribution.read_text("REQUESTED") is None else 1)
+PYTHON
+    then
+        log "removing transformers, installed as mamba-ssm's dependency: ESPnet would import it at every start"
+        "${venv}/bin/python" -m pip uninstall -y -q transformers
     fi
 }
 
@@ -181,6 +210,7 @@ main() {
 
     if [[ ${kernel_mode} != skip ]]; then
         local key="${kernel_mode}-${MAMBA_SSM_VERSION}-${CAUSAL_CONV1D_VERSION}"
+        [[ ${kernel_mode} == source ]] && key+="-no-deps-einops${EINOPS_VERSION}-hub${HUGGINGFACE_HUB_VERSION}"
         [[ ${kernel_mode} == cuda ]] && key+="-sm${TORCH_CUDA_ARCH_LIST:-local}"
         step kernels "${key}" install_kernels "${kernel_mode}"
     fi
