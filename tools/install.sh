@@ -105,7 +105,7 @@ install_kernels() {
         # Without their declared dependencies: the reference code needs einops, huggingface_hub and torch's triton,
         # not the HuggingFace transformers that mamba-ssm declares for its language-model generation code (nor its
         # GPU compilers). Where transformers is installed, every ESPnet process imports it at start (ESPnet's
-        # optional HuggingFace modules), about 3 s of each (bench/bench_startup.py). The tests and benchmarks reach
+        # optional HuggingFace modules), 2.3-5.7 s of each (bench/bench_startup.py). The tests and benchmarks reach
         # the reference code without the package's __init__ (espnet_samba/ops/mamba_ssm_oracle.py).
         MAMBA_FORCE_BUILD=TRUE MAMBA_SKIP_CUDA_BUILD=TRUE \
             CAUSAL_CONV1D_FORCE_BUILD=TRUE CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE \
