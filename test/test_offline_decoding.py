@@ -89,24 +89,28 @@ def test_from_pretrained_builds_the_scanned_class(asr_config):
     assert isinstance(ours, samba_asr_inference.Speech2Text) and type(ctc_scorer(ours)) is ScannedCTCPrefixScorer
 
 
+def ctc_only_search(search_class, weight: float):
+    """A search with ESPnet's CTC prefix scorer alone, turned into `search_class` as Speech2Text turns its
+    BeamSearch into the batch or streaming search. Returns it and the scorer."""
+    eos = len(TOKENS) - 1
+    scorer = CTCPrefixScorer(ctc=CTC(odim=len(TOKENS), encoder_output_size=8), eos=eos)
+    search = BeamSearch(
+        scorers={"ctc": scorer}, weights={"ctc": weight}, beam_size=2, vocab_size=len(TOKENS), sos=eos, eos=eos,
+        pre_beam_score_key=None,
+    )
+    search.__class__ = search_class
+    return search, scorer
+
+
 @pytest.mark.parametrize("search_class", [BeamSearch, BatchBeamSearchOnlineSim])
 def test_searches_the_scan_does_not_serve_keep_espnets_scorer(search_class):
-    scorer = CTCPrefixScorer(ctc=CTC(odim=len(TOKENS), encoder_output_size=8), eos=len(TOKENS) - 1)
-    search = BeamSearch(
-        scorers={"ctc": scorer}, weights={"ctc": 1.0}, beam_size=2, vocab_size=len(TOKENS), sos=len(TOKENS) - 1,
-        eos=len(TOKENS) - 1, pre_beam_score_key=None,
-    )
-    search.__class__ = search_class  # as Speech2Text turns its BeamSearch into the batch or streaming search
+    search, scorer = ctc_only_search(search_class, weight=1.0)
     assert scan_ctc_prefix_scoring(search) is False
     assert search.part_scorers["ctc"] is scorer and search.scorers["ctc"] is scorer
 
 
 def test_a_batch_search_gets_the_scan_under_the_same_name_and_weight():
-    scorer = CTCPrefixScorer(ctc=CTC(odim=len(TOKENS), encoder_output_size=8), eos=len(TOKENS) - 1)
-    search = BatchBeamSearch(
-        scorers={"ctc": scorer}, weights={"ctc": 0.3}, beam_size=2, vocab_size=len(TOKENS), sos=len(TOKENS) - 1,
-        eos=len(TOKENS) - 1, pre_beam_score_key=None,
-    )
+    search, scorer = ctc_only_search(BatchBeamSearch, weight=0.3)
     assert scan_ctc_prefix_scoring(search) is True
     scanned = search.part_scorers["ctc"]
     assert type(scanned) is ScannedCTCPrefixScorer and search.scorers["ctc"] is scanned

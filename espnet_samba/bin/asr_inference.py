@@ -129,12 +129,13 @@ def main(cmd: Optional[List[str]] = None) -> None:
     print(get_commandline_args(), file=sys.stderr)
     kwargs = vars(get_parser().parse_args(cmd))
     kwargs.pop("config", None)
-    options = {"ctc_prefix_scorer": kwargs.pop("ctc_prefix_scorer"),
-               "lexicon_cache_size": kwargs.pop("lexicon_cache_size")}
     lexicon = kwargs.pop("lexicon")
-    if lexicon is not None:
-        options["lexicon"] = read_lexicon(lexicon)
-    with speech2text_in_espnet_inference(speech2text_with_options(**options)):
+    speech2text_class = speech2text_with_options(
+        ctc_prefix_scorer=kwargs.pop("ctc_prefix_scorer"),
+        lexicon=None if lexicon is None else read_lexicon(lexicon),
+        lexicon_cache_size=kwargs.pop("lexicon_cache_size"),
+    )
+    with speech2text_in_espnet_inference(speech2text_class):
         asr_inference.inference(**kwargs)
 
 
